@@ -1,0 +1,1 @@
+//! In-memory ECI-compatible container-group service (filled in by the backend work).

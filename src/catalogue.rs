@@ -1,0 +1,1 @@
+//! The ECI 2018-08-08 action catalogue.

@@ -1,0 +1,10 @@
+//! ramgate: a reverse-proxy authorization sidecar for the ECI OpenAPI.
+//!
+//! # Layout
+//! (written as the modules land)
+
+pub mod backend;
+pub mod catalogue;
+pub mod model;
+pub mod net;
+pub mod request;

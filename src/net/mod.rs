@@ -1,0 +1,1 @@
+//! Listener plumbing shared by the proxy, the admin listener and the backend.

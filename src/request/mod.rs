@@ -1,0 +1,2 @@
+//! Request parsing: both wire dialects into one canonical parameter set.
+pub mod encoding;
