@@ -8,3 +8,8 @@ pub mod catalogue;
 pub mod model;
 pub mod net;
 pub mod request;
+pub mod diagnostics;
+pub mod policy;
+pub mod decision;
+pub mod principals;
+pub mod snapshot;

@@ -1,0 +1,149 @@
+//! The decision engine: SPEC §3's rules for every action family, as pure functions of the
+//! current [`Snapshot`], the caller, the canonical request facts and the metadata of the
+//! container groups involved (fetched beforehand by the caller). No I/O, no locks, no
+//! allocation beyond the resource ARN.
+//!
+//! * [`evaluate`]: one policy set → Allow / explicit Deny / implicit Deny, where a statement
+//!   that errors never allows and a Deny that errors denies.
+//! * [`Authorizer::authorize`]: guardrails, then identity policies (root skips the latter).
+//! * `actions`: Create, Describe (a [`DescribePlan`] and a per-item [`Visibility`]),
+//!   single- and multi-resource actions, tag changes, and the rest.
+
+mod actions;
+mod reason;
+
+pub use actions::{CreateOutcome, DescribePlan, Visibility};
+pub use reason::{Decision, NoPermissionType, PolicyType, Reason, StatementRef};
+
+use crate::model::Tags;
+use crate::policy::{Context, Effect, StatementResult};
+use crate::principals::{GroupId, PolicyId, PrincipalId, PrincipalKind, ROOT};
+use crate::snapshot::Snapshot;
+use std::net::IpAddr;
+
+/// Who is asking, and the transport facts conditions may read.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub principal: PrincipalId,
+    pub source_ip: Option<IpAddr>,
+    pub secure_transport: bool,
+    pub now_unix_nanos: i128,
+}
+
+/// The outcome of one policy set for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow(StatementRef),
+    /// `errored`: the Deny statement could not be evaluated, which counts as a match.
+    ExplicitDeny(StatementRef, bool),
+    ImplicitDeny,
+}
+
+/// Evaluates `policies` (with the scope each was attached at) against one request.
+pub fn evaluate<'p>(
+    snapshot: &Snapshot,
+    policies: impl Iterator<Item = (PolicyId, bool)> + 'p,
+    action_lower: &str,
+    resource: &str,
+    ctx: &Context<'_>,
+) -> Verdict {
+    let mut allow = None;
+    for (policy, group_scoped) in policies {
+        for (index, statement) in snapshot.policy(policy).statements.iter().enumerate() {
+            let at = StatementRef {
+                policy,
+                statement: index as u16,
+                group_scoped,
+            };
+            match (statement.evaluate(action_lower, resource, ctx), statement.effect) {
+                (StatementResult::Matches, Effect::Deny) => return Verdict::ExplicitDeny(at, false),
+                (StatementResult::Error(..), Effect::Deny) => return Verdict::ExplicitDeny(at, true),
+                (StatementResult::Matches, Effect::Allow) => {
+                    allow.get_or_insert(at);
+                }
+                _ => {}
+            }
+        }
+    }
+    allow.map_or(Verdict::ImplicitDeny, Verdict::Allow)
+}
+
+/// The facts of one authorization question.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    pub action_lower: &'a str,
+    pub resource: &'a str,
+    /// The resource group whose attachments count besides account-scoped ones.
+    pub group: Option<GroupId>,
+    /// `eci:tag/*`.
+    pub tags_in_play: Option<&'a Tags>,
+    pub resource_tags: Option<&'a Tags>,
+    pub request_tags: Option<&'a Tags>,
+}
+
+/// Answers [`Question`]s for one caller against one snapshot.
+#[derive(Clone, Copy)]
+pub struct Authorizer<'s> {
+    pub snapshot: &'s Snapshot,
+    pub caller: Caller,
+}
+
+impl<'s> Authorizer<'s> {
+    pub fn new(snapshot: &'s Snapshot, caller: Caller) -> Self {
+        Self { snapshot, caller }
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.caller.principal == ROOT
+    }
+
+    /// Guardrails (every principal, root included), then identity policies (root skips
+    /// them): allowed only if both allow.
+    pub fn authorize(&self, q: &Question<'_>) -> Decision {
+        let ctx = Context {
+            eci_tags: q.tags_in_play,
+            resource_tags: q.resource_tags,
+            request_tags: q.request_tags,
+            source_ip: self.caller.source_ip,
+            secure_transport: Some(self.caller.secure_transport),
+            now_unix_nanos: Some(self.caller.now_unix_nanos),
+        };
+        let directory = &self.snapshot.directory;
+        if !directory.guardrails.is_empty() {
+            let guardrails = directory.guardrails.iter().map(|&p| (p, false));
+            match evaluate(self.snapshot, guardrails, q.action_lower, q.resource, &ctx) {
+                Verdict::Allow(_) => {}
+                verdict => return Decision::denied(Reason::from_verdict(verdict, PolicyType::ControlPolicy)),
+            }
+        }
+        let principal = directory.principal(self.caller.principal);
+        if principal.kind == PrincipalKind::Root {
+            return Decision::allowed(Reason::RootBypass);
+        }
+        let group_policies = principal
+            .group_policies
+            .iter()
+            .filter(move |(g, _)| Some(*g) == q.group)
+            .map(|&(_, p)| (p, true));
+        let attached = principal.account_policies.iter().map(|&p| (p, false)).chain(group_policies);
+        let implicit_type = if q.group.is_some() {
+            PolicyType::ResourceGroupLevelIdentityBasedPolicy
+        } else {
+            PolicyType::AccountLevelIdentityBasedPolicy
+        };
+        match evaluate(self.snapshot, attached, q.action_lower, q.resource, &ctx) {
+            Verdict::Allow(at) => Decision::allowed(Reason::Statement(at, NoPermissionType::None)),
+            Verdict::ImplicitDeny => Decision::denied(Reason::ImplicitDeny(implicit_type)),
+            verdict => Decision::denied(Reason::from_verdict(verdict, implicit_type)),
+        }
+    }
+
+    /// `acs:eci:<region>:<account>:containergroup/<id>`.
+    pub fn container_group_arn(&self, id: &str) -> String {
+        let a = &self.snapshot.account;
+        format!("acs:eci:{}:{}:containergroup/{id}", a.region, a.id)
+    }
+}
+
+#[cfg(test)]
+mod tests;

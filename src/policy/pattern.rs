@@ -1,0 +1,96 @@
+//! Wildcard patterns (`*` any run, `?` one character) for actions, resources and
+//! `StringLike`, compiled once so the common shapes (`*`, an exact name, `prefix*`) need no
+//! backtracking at request time.
+
+/// A compiled wildcard pattern. Case folding, where wanted, is done by the caller on both
+/// sides before compiling and before matching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    Any,
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    Glob(Box<str>),
+}
+
+impl Pattern {
+    pub fn new(source: &str) -> Self {
+        if source == "*" {
+            return Pattern::Any;
+        }
+        let wild = |c: char| c == '*' || c == '?';
+        match source.find(wild) {
+            None => Pattern::Exact(source.into()),
+            Some(i) if i == source.len() - 1 && source.ends_with('*') => Pattern::Prefix(source[..i].into()),
+            Some(_) => Pattern::Glob(source.into()),
+        }
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            Pattern::Any => true,
+            Pattern::Exact(p) => **p == *text,
+            Pattern::Prefix(p) => text.starts_with(&**p),
+            Pattern::Glob(p) => glob_match(p, text),
+        }
+    }
+}
+
+/// Iterative wildcard match with single-star backtracking: linear in practice, never
+/// exponential.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        assert_eq!(Pattern::new("*"), Pattern::Any);
+        assert_eq!(Pattern::new("eci:describe*"), Pattern::Prefix("eci:describe".into()));
+        assert_eq!(Pattern::new("eci:x"), Pattern::Exact("eci:x".into()));
+        assert!(matches!(Pattern::new("a*b"), Pattern::Glob(_)));
+    }
+
+    #[test]
+    fn matching() {
+        let cases = [
+            ("*", "", true),
+            ("eci:*", "eci:createcontainergroup", true),
+            ("eci:*", "ecs:x", false),
+            ("eci:describe*", "eci:describecontainergroups", true),
+            ("acs:eci:*:*:containergroup/*", "acs:eci:cn-hangzhou:123:containergroup/eci-1", true),
+            ("acs:eci:*:*:containergroup/*", "acs:eci:cn-hangzhou:123:imagecache/x", false),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXbYY", false),
+            ("*a*", "bab", true),
+            ("é?", "éx", true),
+            ("x", "X", false),
+        ];
+        for (p, t, want) in cases {
+            assert_eq!(Pattern::new(p).matches(t), want, "{p} ~ {t}");
+        }
+    }
+}
