@@ -10,9 +10,11 @@
 //!   single- and multi-resource actions, tag changes, and the rest.
 
 mod actions;
+mod plan;
 mod reason;
 
-pub use actions::{CreateOutcome, DescribePlan, Visibility};
+pub use actions::{Attachments, CreateOutcome, DescribePlan, Visibility};
+pub use plan::{plan, resulting_tags, Plan};
 pub use reason::{Decision, NoPermissionType, PolicyType, Reason, StatementRef};
 
 use crate::model::Tags;
