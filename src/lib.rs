@@ -5,11 +5,13 @@
 
 pub mod backend;
 pub mod catalogue;
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod diagnostics;
 pub mod model;
 pub mod net;
-pub mod request;
-pub mod diagnostics;
 pub mod policy;
-pub mod decision;
 pub mod principals;
+pub mod request;
 pub mod snapshot;

@@ -1,3 +1,117 @@
 //! The `ramgate` binary: parses the command line and hands over to the library.
 
-fn main() {}
+use clap::{Parser, Subcommand};
+use ramgate::cli::{check, explain};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ramgate",
+    version,
+    about = "RAM-style authorization proxy for the ECI OpenAPI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the in-memory ECI-compatible container-group service (for demos, tests and benchmarks).
+    Backend {
+        /// Address to listen on; port 0 picks a free port (the real one is logged).
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+    },
+    /// Validate a policy directory; print every problem with file, line and column.
+    Check {
+        /// The policy directory (principals.toml and <Policy>.json files).
+        dir: PathBuf,
+    },
+    /// Explain one decision: allowed or denied, and which statement or condition decided.
+    Explain {
+        #[arg(long)]
+        config: PathBuf,
+        /// The caller's ARN, e.g. acs:ram::1234567890123456:user/liumi
+        #[arg(long)]
+        principal: String,
+        /// e.g. DeleteContainerGroup, eci:DescribeContainerGroups or ecs:DescribeSecurityGroups
+        #[arg(long)]
+        action: String,
+        /// The request's ResourceGroupId.
+        #[arg(long)]
+        resource_group: Option<String>,
+        /// A request tag (Tag.N), key=value; repeatable.
+        #[arg(long = "tag", value_parser = explain::parse_tag)]
+        tags: Vec<(String, String)>,
+        /// The target container group's resource group.
+        #[arg(long)]
+        target_group: Option<String>,
+        /// A tag of the target container group, key=value; repeatable.
+        #[arg(long = "resource-tag", value_parser = explain::parse_tag)]
+        resource_tags: Vec<(String, String)>,
+    },
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return exit(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let stdout = &mut std::io::stdout();
+    match cli.command {
+        Command::Check { dir } => exit(check::run(&dir, stdout)),
+        Command::Explain {
+            config,
+            principal,
+            action,
+            resource_group,
+            tags,
+            target_group,
+            resource_tags,
+        } => {
+            let args = explain::Args {
+                config,
+                principal,
+                action,
+                resource_group,
+                tags,
+                target_group,
+                resource_tags,
+            };
+            exit(explain::run(&args, stdout))
+        }
+        Command::Backend { listen } => run_async(ramgate::backend::run(listen)),
+    }
+}
+
+fn run_async<E: std::fmt::Display>(
+    task: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ramgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ramgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

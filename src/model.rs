@@ -13,7 +13,9 @@ impl Tags {
     }
 
     /// Builds from pairs; a later duplicate key replaces an earlier one.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         let mut tags = Self::new();
         for (k, v) in pairs {
             tags.set(k.into(), v.into());

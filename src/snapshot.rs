@@ -55,15 +55,23 @@ impl Snapshot {
     /// Loads `dir`, collecting every problem of every file before failing.
     pub fn load(dir: &Path, account: Account) -> Result<Snapshot, Diagnostics> {
         let paths = list_files(dir).map_err(|e| {
-            Diagnostics(vec![Diagnostic::error(dir, Position::default(), format!("cannot read the policy directory: {e}"))
-                .with_hint("check that [policy] dir points at a readable directory")])
+            Diagnostics(vec![Diagnostic::error(
+                dir,
+                Position::default(),
+                format!("cannot read the policy directory: {e}"),
+            )
+            .with_hint("check that [policy] dir points at a readable directory")])
         })?;
         let mut sources = Vec::with_capacity(paths.len());
         let mut problems = Vec::new();
         for path in paths {
             match std::fs::read_to_string(&path) {
                 Ok(source) => sources.push((path, source)),
-                Err(e) => problems.push(Diagnostic::error(&path, Position::default(), format!("cannot read the file: {e}"))),
+                Err(e) => problems.push(Diagnostic::error(
+                    &path,
+                    Position::default(),
+                    format!("cannot read the file: {e}"),
+                )),
             }
         }
         if !problems.is_empty() {
@@ -74,14 +82,21 @@ impl Snapshot {
 
     /// Builds a snapshot from file contents already read (`dir` names the directory in
     /// messages): `principals.toml` and `<PolicyName>.json` files.
-    pub fn build(dir: &Path, account: Account, mut sources: Vec<(PathBuf, String)>) -> Result<Snapshot, Diagnostics> {
+    pub fn build(
+        dir: &Path,
+        account: Account,
+        mut sources: Vec<(PathBuf, String)>,
+    ) -> Result<Snapshot, Diagnostics> {
         sources.sort_by(|a, b| a.0.cmp(&b.0));
         let mut problems = Vec::new();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let mut policies = builtin::all();
         let mut principals_source = None;
         for (path, source) in &sources {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             (name, source).hash(&mut hasher);
             if name == PRINCIPALS_FILE {
                 principals_source = Some((path, source));
@@ -90,8 +105,12 @@ impl Snapshot {
             let policy_name = name.strip_suffix(".json").unwrap_or(name);
             if builtin::is_builtin(policy_name) {
                 problems.push(
-                    Diagnostic::error(path, Position { line: 1, column: 1 }, format!("\"{policy_name}\" is the name of a built-in system policy"))
-                        .with_hint("rename the file: a custom policy cannot replace a system policy"),
+                    Diagnostic::error(
+                        path,
+                        Position { line: 1, column: 1 },
+                        format!("\"{policy_name}\" is the name of a built-in system policy"),
+                    )
+                    .with_hint("rename the file: a custom policy cannot replace a system policy"),
                 );
                 continue;
             }
@@ -100,21 +119,32 @@ impl Snapshot {
                 Err(d) => problems.extend(d.0),
             }
         }
-        let policy_ids: HashMap<Arc<str>, PolicyId> = policies.iter().enumerate().map(|(i, p)| (p.name.clone(), i as PolicyId)).collect();
+        let policy_ids: HashMap<Arc<str>, PolicyId> = policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i as PolicyId))
+            .collect();
         let Some((principals_path, principals_source)) = principals_source else {
             problems.push(
-                Diagnostic::error(&dir.join(PRINCIPALS_FILE), Position::default(), "the policy directory has no principals.toml")
-                    .with_hint("add principals.toml with the account, resource groups, users and roles"),
+                Diagnostic::error(
+                    &dir.join(PRINCIPALS_FILE),
+                    Position::default(),
+                    "the policy directory has no principals.toml",
+                )
+                .with_hint(
+                    "add principals.toml with the account, resource groups, users and roles",
+                ),
             );
             return Err(Diagnostics(problems));
         };
-        let (directory, warnings) = match principals::load(principals_path, principals_source, &policy_ids) {
-            Ok(ok) => ok,
-            Err(d) => {
-                problems.extend(d.0);
-                return Err(Diagnostics(problems));
-            }
-        };
+        let (directory, warnings) =
+            match principals::load(principals_path, principals_source, &policy_ids) {
+                Ok(ok) => ok,
+                Err(d) => {
+                    problems.extend(d.0);
+                    return Err(Diagnostics(problems));
+                }
+            };
         if !problems.is_empty() {
             return Err(Diagnostics(problems));
         }
@@ -145,7 +175,10 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             continue;
         }
         let path = entry.path();
-        if std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
+        if std::fs::metadata(&path)
+            .map(|m| m.is_file())
+            .unwrap_or(false)
+        {
             files.push(path);
         }
     }

@@ -27,7 +27,9 @@ fn meta(g: &WorldGroup) -> ContainerGroupMeta {
 fn parse(action: &str, params: &[(String, String)]) -> CanonicalRequest {
     let mut all = vec![("Action", action)];
     all.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let uri: http::Uri = format!("/?{}", ramgate::request::encoding::encode_pairs(all)).parse().expect("uri");
+    let uri: http::Uri = format!("/?{}", ramgate::request::encoding::encode_pairs(all))
+        .parse()
+        .expect("uri");
     match request::parse(&http::Method::POST, &uri, &http::HeaderMap::new(), b"") {
         Ok(parsed) => parsed.canonical,
         Err(e) => panic!("{action} {params:?}: {e}"),
@@ -36,10 +38,17 @@ fn parse(action: &str, params: &[(String, String)]) -> CanonicalRequest {
 
 /// What the backend would answer to a forwarded Describe: the world, filtered by the
 /// forwarded request's own filters.
-fn backend_describe(world: &[ContainerGroupMeta], req: &CanonicalRequest) -> Vec<ContainerGroupMeta> {
+fn backend_describe(
+    world: &[ContainerGroupMeta],
+    req: &CanonicalRequest,
+) -> Vec<ContainerGroupMeta> {
     world
         .iter()
-        .filter(|m| req.resource_group.as_ref().is_none_or(|g| *g == m.resource_group))
+        .filter(|m| {
+            req.resource_group
+                .as_ref()
+                .is_none_or(|g| *g == m.resource_group)
+        })
         .filter(|m| req.ids.is_empty() || req.ids.contains(&m.id))
         .filter(|m| m.tags.contains_all(&req.tags))
         .cloned()
@@ -57,7 +66,8 @@ fn every_scenario_row_holds_in_the_engine() {
             id: "1234567890123456".into(),
             region: "cn-hangzhou".into(),
         };
-        let snapshot = Snapshot::load(dir.path(), account).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let snapshot =
+            Snapshot::load(dir.path(), account).unwrap_or_else(|e| panic!("{file}: {e}"));
         for case in &scenarios.cases {
             rows.insert(case.row.clone());
             let principal = snapshot
@@ -72,7 +82,11 @@ fn every_scenario_row_holds_in_the_engine() {
             };
             let auth = Authorizer::new(&snapshot, caller);
             let mut req = parse(&case.action, &corpus::wire_params(case, &id_of));
-            let metas: Vec<Option<&ContainerGroupMeta>> = req.ids.iter().map(|id| world.iter().find(|m| m.id == *id)).collect();
+            let metas: Vec<Option<&ContainerGroupMeta>> = req
+                .ids
+                .iter()
+                .map(|id| world.iter().find(|m| m.id == *id))
+                .collect();
             let planned = plan(&auth, &mut req, &metas);
             let got = match (&case.expect, &planned) {
                 (Expect::Word(_), Plan::Forward { .. }) => Expect::Word("allow".into()),
@@ -80,8 +94,15 @@ fn every_scenario_row_holds_in_the_engine() {
                 (Expect::CreatedIn { .. }, Plan::Forward { .. }) => Expect::CreatedIn {
                     created_in: req.resource_group.clone().unwrap_or_default(),
                 },
-                (Expect::Returns { .. }, Plan::SilentEmpty(_)) => Expect::Returns { returns: vec![] },
-                (Expect::Returns { .. }, Plan::Forward { filter: Some(v), .. }) => {
+                (Expect::Returns { .. }, Plan::SilentEmpty(_)) => {
+                    Expect::Returns { returns: vec![] }
+                }
+                (
+                    Expect::Returns { .. },
+                    Plan::Forward {
+                        filter: Some(v), ..
+                    },
+                ) => {
                     let mut names: Vec<String> = backend_describe(&world, &req)
                         .iter()
                         .filter(|m| auth.visible(req.action.ram_action, v, m))
@@ -97,11 +118,19 @@ fn every_scenario_row_holds_in_the_engine() {
                 (_, other) => Expect::Word(format!("{other:?}")),
             };
             if got != case.expect {
-                failures.push(format!("{file} {} ({:?}): expected {:?}, got {got:?} [{planned:?}]", case.row, case.note, case.expect));
+                failures.push(format!(
+                    "{file} {} ({:?}): expected {:?}, got {got:?} [{planned:?}]",
+                    case.row, case.note, case.expect
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     for n in 1..=21 {
         assert!(rows.contains(&format!("R{n}")), "row R{n} has no case");
     }
@@ -122,14 +151,33 @@ fn policy_file_rows_are_rejected_with_position_and_hint() {
         let errors = Snapshot::load(dir.path(), account).expect_err(&case.row).0;
         assert_eq!(errors.len(), 1, "{}: {errors:?}", case.row);
         let e = &errors[0];
-        assert!(e.file.ends_with(&case.file), "{}: {}", case.row, e.file.display());
-        assert_eq!((e.position.line, e.position.column), (case.expect.line, case.expect.column), "{}: {e}", case.row);
+        assert!(
+            e.file.ends_with(&case.file),
+            "{}: {}",
+            case.row,
+            e.file.display()
+        );
+        assert_eq!(
+            (e.position.line, e.position.column),
+            (case.expect.line, case.expect.column),
+            "{}: {e}",
+            case.row
+        );
         for want in &case.expect.message_contains {
-            assert!(e.message.contains(want.as_str()), "{}: {:?} lacks {want:?}", case.row, e.message);
+            assert!(
+                e.message.contains(want.as_str()),
+                "{}: {:?} lacks {want:?}",
+                case.row,
+                e.message
+            );
         }
         let hint = e.hint.as_deref().unwrap_or_default();
         for want in &case.expect.hint_contains {
-            assert!(hint.contains(want.as_str()), "{}: hint {hint:?} lacks {want:?}", case.row);
+            assert!(
+                hint.contains(want.as_str()),
+                "{}: hint {hint:?} lacks {want:?}",
+                case.row
+            );
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use super::{Authorizer, Decision, Question, Reason};
 use crate::model::{ContainerGroupMeta, Tags};
-use crate::principals::{GroupId, PolicyId};
 use crate::policy::builtin;
+use crate::principals::{GroupId, PolicyId};
 
 /// Create: allowed into a resolved resource group, denied, or refused because the ECI
 /// service role is not authorized.
@@ -21,7 +21,11 @@ pub enum DescribePlan {
     SilentEmpty(Reason),
     /// Forward, narrowed to `ids` when the request named ids, and filter every item of the
     /// answer through `visibility`.
-    Forward { ids: Option<Vec<String>>, visibility: Visibility, decision: Decision },
+    Forward {
+        ids: Option<Vec<String>>,
+        visibility: Visibility,
+        decision: Decision,
+    },
 }
 
 /// The per-item check applied to a list answer: the same group, ids and attachments as
@@ -49,13 +53,20 @@ pub enum Attachments {
 
 impl Authorizer<'_> {
     /// `eci:CreateContainerGroup` into `requested_group` (None: the default group).
-    pub fn decide_create(&self, action_lower: &str, requested_group: Option<&str>, request_tags: &Tags) -> CreateOutcome {
+    pub fn decide_create(
+        &self,
+        action_lower: &str,
+        requested_group: Option<&str>,
+        request_tags: &Tags,
+    ) -> CreateOutcome {
         let directory = &self.snapshot.directory;
         let group = match requested_group.map(|g| directory.group(g)) {
             None => directory.default_group,
             Some(Some(g)) => g,
             Some(None) if self.is_root() => directory.default_group,
-            Some(None) => return CreateOutcome::Deny(Decision::denied(Reason::UnknownResourceGroup)),
+            Some(None) => {
+                return CreateOutcome::Deny(Decision::denied(Reason::UnknownResourceGroup))
+            }
         };
         let resource = self.container_group_arn("*");
         let decision = self.authorize(&Question {
@@ -78,9 +89,9 @@ impl Authorizer<'_> {
     fn service_role_authorized(&self) -> bool {
         let directory = &self.snapshot.directory;
         let role_policy: Option<PolicyId> = self.snapshot.policy_id(builtin::SERVICE_ROLE_POLICY);
-        directory
-            .role(builtin::SERVICE_ROLE)
-            .is_some_and(|r| role_policy.is_some_and(|p| directory.principal(r).account_policies.contains(&p)))
+        directory.role(builtin::SERVICE_ROLE).is_some_and(|r| {
+            role_policy.is_some_and(|p| directory.principal(r).account_policies.contains(&p))
+        })
     }
 
     /// An action on one existing container group (`meta`: None when it does not exist).
@@ -201,7 +212,12 @@ impl Authorizer<'_> {
     /// A list action whose items are container groups but that names no resource group
     /// (ListTagResources, metrics): ids are kept one by one with their own group's
     /// attachments; with no ids, everything is forwarded and filtered item by item.
-    pub fn plan_list(&self, action_lower: &str, ids: &[(&str, Option<&ContainerGroupMeta>)], request_tags: &Tags) -> DescribePlan {
+    pub fn plan_list(
+        &self,
+        action_lower: &str,
+        ids: &[(&str, Option<&ContainerGroupMeta>)],
+        request_tags: &Tags,
+    ) -> DescribePlan {
         let mut visibility = Visibility {
             group: None,
             attachments: Attachments::ItemsOwnGroup,
@@ -210,7 +226,11 @@ impl Authorizer<'_> {
         };
         if ids.is_empty() {
             let decision = Decision::allowed(Reason::PerItem);
-            return DescribePlan::Forward { ids: None, visibility, decision };
+            return DescribePlan::Forward {
+                ids: None,
+                visibility,
+                decision,
+            };
         }
         let mut kept = Vec::new();
         let mut first_allow = None;
@@ -227,25 +247,44 @@ impl Authorizer<'_> {
         match first_allow {
             Some(decision) => {
                 visibility.ids = Some(kept.clone());
-                DescribePlan::Forward { ids: Some(kept), visibility, decision }
+                DescribePlan::Forward {
+                    ids: Some(kept),
+                    visibility,
+                    decision,
+                }
             }
             None => DescribePlan::SilentEmpty(last_denial),
         }
     }
 
     /// Whether one item of a list answer may be returned.
-    pub fn visible(&self, action_lower: &str, visibility: &Visibility, item: &ContainerGroupMeta) -> bool {
-        self.item_decision(action_lower, visibility, item, true).is_some_and(|d| d.allowed)
+    pub fn visible(
+        &self,
+        action_lower: &str,
+        visibility: &Visibility,
+        item: &ContainerGroupMeta,
+    ) -> bool {
+        self.item_decision(action_lower, visibility, item, true)
+            .is_some_and(|d| d.allowed)
     }
 
     /// None when the item is outside the plan's group or ids (or, with `filter_tags`, lacks
     /// the request's tag filters); else the decision on its own tags.
-    fn item_decision(&self, action_lower: &str, v: &Visibility, item: &ContainerGroupMeta, filter_tags: bool) -> Option<Decision> {
+    fn item_decision(
+        &self,
+        action_lower: &str,
+        v: &Visibility,
+        item: &ContainerGroupMeta,
+        filter_tags: bool,
+    ) -> Option<Decision> {
         let item_group = self.snapshot.directory.group(&item.resource_group);
         if v.group.is_some() && item_group != v.group {
             return None;
         }
-        if v.ids.as_ref().is_some_and(|ids| !ids.iter().any(|i| *i == item.id)) {
+        if v.ids
+            .as_ref()
+            .is_some_and(|ids| !ids.iter().any(|i| *i == item.id))
+        {
             return None;
         }
         if filter_tags && !item.tags.contains_all(&v.request_tags) {

@@ -42,14 +42,18 @@ pub enum Verdict {
 }
 
 /// Evaluates `policies` (with the scope each was attached at) against one request.
-pub fn evaluate<'p>(
+/// `trace`, when given, receives every statement's result (for `ramgate explain`); then
+/// evaluation does not stop at the first Deny, so the trace is complete.
+pub fn evaluate(
     snapshot: &Snapshot,
-    policies: impl Iterator<Item = (PolicyId, bool)> + 'p,
+    policies: impl Iterator<Item = (PolicyId, bool)>,
     action_lower: &str,
     resource: &str,
     ctx: &Context<'_>,
+    mut trace: Option<&mut Trace>,
 ) -> Verdict {
     let mut allow = None;
+    let mut deny = None;
     for (policy, group_scoped) in policies {
         for (index, statement) in snapshot.policy(policy).statements.iter().enumerate() {
             let at = StatementRef {
@@ -57,17 +61,45 @@ pub fn evaluate<'p>(
                 statement: index as u16,
                 group_scoped,
             };
-            match (statement.evaluate(action_lower, resource, ctx), statement.effect) {
-                (StatementResult::Matches, Effect::Deny) => return Verdict::ExplicitDeny(at, false),
-                (StatementResult::Error(..), Effect::Deny) => return Verdict::ExplicitDeny(at, true),
+            let result = statement.evaluate(action_lower, resource, ctx);
+            let verdict = match (&result, statement.effect) {
+                (StatementResult::Matches, Effect::Deny) => Some(Verdict::ExplicitDeny(at, false)),
+                (StatementResult::Error(..), Effect::Deny) => Some(Verdict::ExplicitDeny(at, true)),
                 (StatementResult::Matches, Effect::Allow) => {
                     allow.get_or_insert(at);
+                    None
                 }
-                _ => {}
+                _ => None,
+            };
+            match trace.as_deref_mut() {
+                Some(t) => {
+                    t.push(TraceEntry {
+                        at,
+                        resource: resource.to_owned(),
+                        result,
+                        facts: ctx.describe_facts(&statement.conditions),
+                    });
+                    deny = deny.or(verdict);
+                }
+                None if verdict.is_some() => return verdict.unwrap_or(Verdict::ImplicitDeny),
+                None => {}
             }
         }
     }
-    allow.map_or(Verdict::ImplicitDeny, Verdict::Allow)
+    deny.or(allow.map(Verdict::Allow))
+        .unwrap_or(Verdict::ImplicitDeny)
+}
+
+/// Every statement evaluated for one decision, in order, for `ramgate explain`.
+pub type Trace = Vec<TraceEntry>;
+
+#[derive(Debug, Clone)]
+pub struct TraceEntry {
+    pub at: StatementRef,
+    pub resource: String,
+    pub result: StatementResult,
+    /// What the request held for each condition's key (`absent` or the value).
+    pub facts: Vec<String>,
 }
 
 /// The facts of one authorization question.
@@ -84,15 +116,32 @@ pub struct Question<'a> {
 }
 
 /// Answers [`Question`]s for one caller against one snapshot.
-#[derive(Clone, Copy)]
 pub struct Authorizer<'s> {
     pub snapshot: &'s Snapshot,
     pub caller: Caller,
+    /// Set by `ramgate explain` to record every statement evaluated.
+    trace: Option<std::cell::RefCell<Trace>>,
 }
 
 impl<'s> Authorizer<'s> {
     pub fn new(snapshot: &'s Snapshot, caller: Caller) -> Self {
-        Self { snapshot, caller }
+        Self {
+            snapshot,
+            caller,
+            trace: None,
+        }
+    }
+
+    /// An authorizer that records every statement it evaluates; see [`Self::take_trace`].
+    pub fn tracing(snapshot: &'s Snapshot, caller: Caller) -> Self {
+        Self {
+            trace: Some(Default::default()),
+            ..Self::new(snapshot, caller)
+        }
+    }
+
+    pub fn take_trace(&self) -> Trace {
+        self.trace.as_ref().map(|t| t.take()).unwrap_or_default()
     }
 
     pub fn is_root(&self) -> bool {
@@ -113,9 +162,22 @@ impl<'s> Authorizer<'s> {
         let directory = &self.snapshot.directory;
         if !directory.guardrails.is_empty() {
             let guardrails = directory.guardrails.iter().map(|&p| (p, false));
-            match evaluate(self.snapshot, guardrails, q.action_lower, q.resource, &ctx) {
+            let mut trace = self.trace.as_ref().map(|t| t.borrow_mut());
+            match evaluate(
+                self.snapshot,
+                guardrails,
+                q.action_lower,
+                q.resource,
+                &ctx,
+                trace.as_deref_mut(),
+            ) {
                 Verdict::Allow(_) => {}
-                verdict => return Decision::denied(Reason::from_verdict(verdict, PolicyType::ControlPolicy)),
+                verdict => {
+                    return Decision::denied(Reason::from_verdict(
+                        verdict,
+                        PolicyType::ControlPolicy,
+                    ))
+                }
             }
         }
         let principal = directory.principal(self.caller.principal);
@@ -127,13 +189,25 @@ impl<'s> Authorizer<'s> {
             .iter()
             .filter(move |(g, _)| Some(*g) == q.group)
             .map(|&(_, p)| (p, true));
-        let attached = principal.account_policies.iter().map(|&p| (p, false)).chain(group_policies);
+        let attached = principal
+            .account_policies
+            .iter()
+            .map(|&p| (p, false))
+            .chain(group_policies);
         let implicit_type = if q.group.is_some() {
             PolicyType::ResourceGroupLevelIdentityBasedPolicy
         } else {
             PolicyType::AccountLevelIdentityBasedPolicy
         };
-        match evaluate(self.snapshot, attached, q.action_lower, q.resource, &ctx) {
+        let mut trace = self.trace.as_ref().map(|t| t.borrow_mut());
+        match evaluate(
+            self.snapshot,
+            attached,
+            q.action_lower,
+            q.resource,
+            &ctx,
+            trace.as_deref_mut(),
+        ) {
             Verdict::Allow(at) => Decision::allowed(Reason::Statement(at, NoPermissionType::None)),
             Verdict::ImplicitDeny => Decision::denied(Reason::ImplicitDeny(implicit_type)),
             verdict => Decision::denied(Reason::from_verdict(verdict, implicit_type)),

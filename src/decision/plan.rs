@@ -11,7 +11,10 @@ use crate::request::CanonicalRequest;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// Forward the (possibly rewritten) request; filter a list answer through `filter`.
-    Forward { decision: Decision, filter: Option<Visibility> },
+    Forward {
+        decision: Decision,
+        filter: Option<Visibility>,
+    },
     /// Answer an empty list without calling the backend (a denied Describe or list).
     SilentEmpty(Reason),
     /// 403 `Forbidden.RAM`.
@@ -35,7 +38,11 @@ impl Plan {
 
 /// Decides `request` (rewriting it in place); `metas[i]` is the metadata of
 /// `request.ids[i]`, None when that group does not exist.
-pub fn plan(auth: &Authorizer<'_>, request: &mut CanonicalRequest, metas: &[Option<&ContainerGroupMeta>]) -> Plan {
+pub fn plan(
+    auth: &Authorizer<'_>,
+    request: &mut CanonicalRequest,
+    metas: &[Option<&ContainerGroupMeta>],
+) -> Plan {
     let action = request.action.ram_action;
     let ids: Vec<(&str, Option<&ContainerGroupMeta>)> = request
         .ids
@@ -44,17 +51,27 @@ pub fn plan(auth: &Authorizer<'_>, request: &mut CanonicalRequest, metas: &[Opti
         .zip(metas.iter().copied().chain(std::iter::repeat(None)))
         .collect();
     match request.action.kind {
-        Kind::Create => match auth.decide_create(action, request.resource_group.as_deref(), &request.tags) {
-            CreateOutcome::Allow { group, decision } => {
-                let id = auth.snapshot.directory.group_id(group).to_owned();
-                request.set_resource_group(&id);
-                Plan::Forward { decision, filter: None }
+        Kind::Create => {
+            match auth.decide_create(action, request.resource_group.as_deref(), &request.tags) {
+                CreateOutcome::Allow { group, decision } => {
+                    let id = auth.snapshot.directory.group_id(group).to_owned();
+                    request.set_resource_group(&id);
+                    Plan::Forward {
+                        decision,
+                        filter: None,
+                    }
+                }
+                CreateOutcome::Deny(decision) => Plan::Deny(decision),
+                CreateOutcome::ServiceRoleNotAuthorized => Plan::ServiceRoleNotAuthorized,
             }
-            CreateOutcome::Deny(decision) => Plan::Deny(decision),
-            CreateOutcome::ServiceRoleNotAuthorized => Plan::ServiceRoleNotAuthorized,
-        },
+        }
         Kind::Describe => {
-            let planned = auth.plan_describe(action, request.resource_group.as_deref(), &ids, &request.tags);
+            let planned = auth.plan_describe(
+                action,
+                request.resource_group.as_deref(),
+                &ids,
+                &request.tags,
+            );
             forward_list(request, planned)
         }
         Kind::ListFiltered => {
@@ -64,19 +81,30 @@ pub fn plan(auth: &Authorizer<'_>, request: &mut CanonicalRequest, metas: &[Opti
         Kind::Single | Kind::Multi => {
             let mut first = None;
             for (id, meta) in &ids {
-                let resulting = meta.filter(|_| request.action.changes_tags).map(|m| resulting_tags(request, &m.tags));
-                let decision = auth.decide_resource(action, id, *meta, &request.tags, resulting.as_ref());
+                let resulting = meta
+                    .filter(|_| request.action.changes_tags)
+                    .map(|m| resulting_tags(request, &m.tags));
+                let decision =
+                    auth.decide_resource(action, id, *meta, &request.tags, resulting.as_ref());
                 if !decision.allowed {
                     return Plan::Deny(decision);
                 }
-                let moves_group = meta.is_some_and(|m| request.resource_group.as_deref().is_some_and(|g| g != m.resource_group));
+                let moves_group = meta.is_some_and(|m| {
+                    request
+                        .resource_group
+                        .as_deref()
+                        .is_some_and(|g| g != m.resource_group)
+                });
                 if moves_group {
                     return Plan::ResourceGroupImmutable;
                 }
                 first.get_or_insert(decision);
             }
             match first {
-                Some(decision) => Plan::Forward { decision, filter: None },
+                Some(decision) => Plan::Forward {
+                    decision,
+                    filter: None,
+                },
                 // The parser guarantees these actions name at least one group.
                 None => Plan::Deny(Decision::denied(Reason::NotFound)),
             }
@@ -84,7 +112,10 @@ pub fn plan(auth: &Authorizer<'_>, request: &mut CanonicalRequest, metas: &[Opti
         Kind::Other => {
             let decision = auth.decide_other(action, &request.tags);
             if decision.allowed {
-                Plan::Forward { decision, filter: None }
+                Plan::Forward {
+                    decision,
+                    filter: None,
+                }
             } else {
                 Plan::Deny(decision)
             }
@@ -95,7 +126,11 @@ pub fn plan(auth: &Authorizer<'_>, request: &mut CanonicalRequest, metas: &[Opti
 fn forward_list(request: &mut CanonicalRequest, planned: DescribePlan) -> Plan {
     match planned {
         DescribePlan::SilentEmpty(reason) => Plan::SilentEmpty(reason),
-        DescribePlan::Forward { ids, visibility, decision } => {
+        DescribePlan::Forward {
+            ids,
+            visibility,
+            decision,
+        } => {
             if let Some(ids) = ids {
                 request.set_ids(ids);
             }

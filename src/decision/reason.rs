@@ -26,7 +26,9 @@ impl PolicyType {
     pub fn as_str(self) -> &'static str {
         match self {
             PolicyType::AccountLevelIdentityBasedPolicy => "AccountLevelIdentityBasedPolicy",
-            PolicyType::ResourceGroupLevelIdentityBasedPolicy => "ResourceGroupLevelIdentityBasedPolicy",
+            PolicyType::ResourceGroupLevelIdentityBasedPolicy => {
+                "ResourceGroupLevelIdentityBasedPolicy"
+            }
             PolicyType::ControlPolicy => "ControlPolicy",
         }
     }
@@ -76,9 +78,15 @@ impl Reason {
         match verdict {
             Verdict::Allow(at) if implicit == PolicyType::ControlPolicy => Reason::Guardrail(at),
             Verdict::Allow(at) => Reason::Statement(at, NoPermissionType::None),
-            Verdict::ExplicitDeny(at, true) => Reason::DenyErrored(at, Self::scope_type(at, implicit)),
-            Verdict::ExplicitDeny(at, false) if implicit == PolicyType::ControlPolicy => Reason::Guardrail(at),
-            Verdict::ExplicitDeny(at, false) => Reason::Statement(at, NoPermissionType::ExplicitDeny),
+            Verdict::ExplicitDeny(at, true) => {
+                Reason::DenyErrored(at, Self::scope_type(at, implicit))
+            }
+            Verdict::ExplicitDeny(at, false) if implicit == PolicyType::ControlPolicy => {
+                Reason::Guardrail(at)
+            }
+            Verdict::ExplicitDeny(at, false) => {
+                Reason::Statement(at, NoPermissionType::ExplicitDeny)
+            }
             Verdict::ImplicitDeny => Reason::ImplicitDeny(implicit),
         }
     }
@@ -94,11 +102,15 @@ impl Reason {
     /// For `AccessDeniedDetail`.
     pub fn policy_type(&self) -> PolicyType {
         match *self {
-            Reason::Statement(at, _) => Self::scope_type(at, PolicyType::AccountLevelIdentityBasedPolicy),
+            Reason::Statement(at, _) => {
+                Self::scope_type(at, PolicyType::AccountLevelIdentityBasedPolicy)
+            }
             Reason::DenyErrored(_, t) | Reason::ImplicitDeny(t) => t,
             Reason::Guardrail(_) => PolicyType::ControlPolicy,
             Reason::UnknownResourceGroup => PolicyType::ResourceGroupLevelIdentityBasedPolicy,
-            Reason::RootBypass | Reason::NotFound | Reason::NothingVisible | Reason::PerItem => PolicyType::AccountLevelIdentityBasedPolicy,
+            Reason::RootBypass | Reason::NotFound | Reason::NothingVisible | Reason::PerItem => {
+                PolicyType::AccountLevelIdentityBasedPolicy
+            }
         }
     }
 
@@ -106,7 +118,9 @@ impl Reason {
     pub fn no_permission_type(&self, allowed: bool) -> NoPermissionType {
         match *self {
             _ if allowed => NoPermissionType::None,
-            Reason::Statement(_, _) | Reason::DenyErrored(..) | Reason::Guardrail(_) => NoPermissionType::ExplicitDeny,
+            Reason::Statement(_, _) | Reason::DenyErrored(..) | Reason::Guardrail(_) => {
+                NoPermissionType::ExplicitDeny
+            }
             _ => NoPermissionType::ImplicitDeny,
         }
     }
@@ -114,7 +128,9 @@ impl Reason {
     /// The statement that decided, if one did.
     pub fn statement(&self) -> Option<StatementRef> {
         match *self {
-            Reason::Statement(at, _) | Reason::DenyErrored(at, _) | Reason::Guardrail(at) => Some(at),
+            Reason::Statement(at, _) | Reason::DenyErrored(at, _) | Reason::Guardrail(at) => {
+                Some(at)
+            }
             _ => None,
         }
     }
@@ -124,25 +140,48 @@ impl Reason {
         let statement = |at: StatementRef| {
             let policy = snapshot.policy(at.policy);
             let s = &policy.statements[at.statement as usize];
-            let sid = s.sid.as_deref().map(|sid| format!(" (Sid \"{sid}\")")).unwrap_or_default();
+            let sid = s
+                .sid
+                .as_deref()
+                .map(|sid| format!(" (Sid \"{sid}\")"))
+                .unwrap_or_default();
             let place = match &policy.file {
                 Some(f) => format!("{}:{}", f.display(), s.line),
                 None => "built-in".to_owned(),
             };
-            format!("statement {}{sid} of policy {} [{place}]", at.statement + 1, policy.name)
+            format!(
+                "statement {}{sid} of policy {} [{place}]",
+                at.statement + 1,
+                policy.name
+            )
         };
         match *self {
             Reason::Statement(at, _) if allowed => format!("allowed by {}", statement(at)),
             Reason::Statement(at, _) => format!("explicitly denied by {}", statement(at)),
-            Reason::DenyErrored(at, _) => format!("denied: {} is a Deny whose condition could not be evaluated", statement(at)),
+            Reason::DenyErrored(at, _) => format!(
+                "denied: {} is a Deny whose condition could not be evaluated",
+                statement(at)
+            ),
             Reason::Guardrail(at) if allowed => format!("guardrail passed by {}", statement(at)),
             Reason::Guardrail(at) => format!("explicitly denied by guardrail {}", statement(at)),
-            Reason::ImplicitDeny(PolicyType::ControlPolicy) => "denied: no guardrail statement allows it".into(),
-            Reason::ImplicitDeny(_) => "denied: no attached policy statement allows it (implicit deny)".into(),
-            Reason::RootBypass => "allowed: the account (root) is not subject to identity policies".into(),
-            Reason::UnknownResourceGroup => "denied: the request names a resource group that is not declared".into(),
-            Reason::NotFound => "denied: the container group does not exist (answered as a denial)".into(),
-            Reason::NothingVisible => "denied: none of the container groups named may be seen".into(),
+            Reason::ImplicitDeny(PolicyType::ControlPolicy) => {
+                "denied: no guardrail statement allows it".into()
+            }
+            Reason::ImplicitDeny(_) => {
+                "denied: no attached policy statement allows it (implicit deny)".into()
+            }
+            Reason::RootBypass => {
+                "allowed: the account (root) is not subject to identity policies".into()
+            }
+            Reason::UnknownResourceGroup => {
+                "denied: the request names a resource group that is not declared".into()
+            }
+            Reason::NotFound => {
+                "denied: the container group does not exist (answered as a denial)".into()
+            }
+            Reason::NothingVisible => {
+                "denied: none of the container groups named may be seen".into()
+            }
             Reason::PerItem => "forwarded: each item of the answer is checked on its own".into(),
         }
     }
@@ -157,10 +196,16 @@ pub struct Decision {
 
 impl Decision {
     pub fn allowed(reason: Reason) -> Self {
-        Self { allowed: true, reason }
+        Self {
+            allowed: true,
+            reason,
+        }
     }
 
     pub fn denied(reason: Reason) -> Self {
-        Self { allowed: false, reason }
+        Self {
+            allowed: false,
+            reason,
+        }
     }
 }

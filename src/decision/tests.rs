@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 
 fn snapshot(principals: &str, policies: &[(&str, &str)]) -> Snapshot {
     let mut sources = vec![(PathBuf::from("principals.toml"), principals.to_owned())];
-    sources.extend(policies.iter().map(|(n, s)| (PathBuf::from(format!("{n}.json")), s.to_string())));
+    sources.extend(
+        policies
+            .iter()
+            .map(|(n, s)| (PathBuf::from(format!("{n}.json")), s.to_string())),
+    );
     let account = Account {
         id: "123".into(),
         region: "cn-hangzhou".into(),
@@ -15,7 +19,8 @@ fn snapshot(principals: &str, policies: &[(&str, &str)]) -> Snapshot {
     Snapshot::build(Path::new("."), account, sources).unwrap_or_else(|e| panic!("{e}"))
 }
 
-const ALLOW_ALL: &str = r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","Resource":"*"}]}"#;
+const ALLOW_ALL: &str =
+    r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","Resource":"*"}]}"#;
 const DENY_DELETE: &str = r#"{"Version":"1","Statement":[{"Effect":"Deny","Action":"eci:DeleteContainerGroup","Resource":"*"}]}"#;
 const DENY_ON_BAD_NUMBER: &str = r#"{"Version":"1","Statement":[{"Effect":"Deny","Action":"eci:*","Resource":"*","Condition":{"NumericLessThan":{"eci:tag/n":"5"}}}]}"#;
 const ALLOW_ON_BAD_NUMBER: &str = r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","Resource":"*","Condition":{"NumericLessThan":{"eci:tag/n":"5"}}}]}"#;
@@ -46,7 +51,13 @@ fn meta(group: &str, tags: &[(&str, &str)]) -> ContainerGroupMeta {
 }
 
 fn delete(snap: &Snapshot, m: &ContainerGroupMeta) -> Decision {
-    Authorizer::new(snap, caller(snap)).decide_resource("eci:deletecontainergroup", "eci-1", Some(m), &Tags::new(), None)
+    Authorizer::new(snap, caller(snap)).decide_resource(
+        "eci:deletecontainergroup",
+        "eci-1",
+        Some(m),
+        &Tags::new(),
+        None,
+    )
 }
 
 #[test]
@@ -57,9 +68,18 @@ fn group_scoped_deny_beats_account_allow() {
     );
     let d = delete(&s, &meta("rg-a", &[]));
     assert!(!d.allowed);
-    assert_eq!(d.reason.no_permission_type(false), NoPermissionType::ExplicitDeny);
-    assert_eq!(d.reason.policy_type(), PolicyType::ResourceGroupLevelIdentityBasedPolicy);
-    assert!(delete(&s, &meta("rg-default", &[])).allowed, "the deny is scoped to rg-a");
+    assert_eq!(
+        d.reason.no_permission_type(false),
+        NoPermissionType::ExplicitDeny
+    );
+    assert_eq!(
+        d.reason.policy_type(),
+        PolicyType::ResourceGroupLevelIdentityBasedPolicy
+    );
+    assert!(
+        delete(&s, &meta("rg-default", &[])).allowed,
+        "the deny is scoped to rg-a"
+    );
 }
 
 #[test]
@@ -70,29 +90,59 @@ fn account_scoped_deny_beats_group_allow() {
     );
     let d = delete(&s, &meta("rg-a", &[]));
     assert!(!d.allowed);
-    assert_eq!(d.reason.policy_type(), PolicyType::AccountLevelIdentityBasedPolicy);
-    let restart = Authorizer::new(&s, caller(&s)).decide_resource("eci:restartcontainergroup", "eci-1", Some(&meta("rg-a", &[])), &Tags::new(), None);
+    assert_eq!(
+        d.reason.policy_type(),
+        PolicyType::AccountLevelIdentityBasedPolicy
+    );
+    let restart = Authorizer::new(&s, caller(&s)).decide_resource(
+        "eci:restartcontainergroup",
+        "eci-1",
+        Some(&meta("rg-a", &[])),
+        &Tags::new(),
+        None,
+    );
     assert!(restart.allowed);
-    assert_eq!(restart.reason.policy_type(), PolicyType::ResourceGroupLevelIdentityBasedPolicy);
+    assert_eq!(
+        restart.reason.policy_type(),
+        PolicyType::ResourceGroupLevelIdentityBasedPolicy
+    );
 }
 
 #[test]
 fn an_erroring_deny_denies_and_an_erroring_allow_does_not_allow() {
-    let s = snapshot(&principals(r#"[{ policy = "all" }, { policy = "denyn" }]"#), &[("all", ALLOW_ALL), ("denyn", DENY_ON_BAD_NUMBER)]);
+    let s = snapshot(
+        &principals(r#"[{ policy = "all" }, { policy = "denyn" }]"#),
+        &[("all", ALLOW_ALL), ("denyn", DENY_ON_BAD_NUMBER)],
+    );
     let d = delete(&s, &meta("rg-a", &[("n", "not-a-number")]));
     assert!(!d.allowed);
     assert!(matches!(d.reason, Reason::DenyErrored(..)));
     assert!(delete(&s, &meta("rg-a", &[("n", "7")])).allowed);
 
-    let s = snapshot(&principals(r#"[{ policy = "allown" }]"#), &[("allown", ALLOW_ON_BAD_NUMBER)]);
+    let s = snapshot(
+        &principals(r#"[{ policy = "allown" }]"#),
+        &[("allown", ALLOW_ON_BAD_NUMBER)],
+    );
     assert!(!delete(&s, &meta("rg-a", &[("n", "x")])).allowed);
     assert!(delete(&s, &meta("rg-a", &[("n", "1")])).allowed);
 }
 
 #[test]
 fn unknown_ids_look_like_denials_to_users() {
-    let s = snapshot(&principals(r#"[{ policy = "all" }]"#), &[("all", ALLOW_ALL)]);
-    let d = Authorizer::new(&s, caller(&s)).decide_resource("eci:deletecontainergroup", "eci-x", None, &Tags::new(), None);
+    let s = snapshot(
+        &principals(r#"[{ policy = "all" }]"#),
+        &[("all", ALLOW_ALL)],
+    );
+    let d = Authorizer::new(&s, caller(&s)).decide_resource(
+        "eci:deletecontainergroup",
+        "eci-x",
+        None,
+        &Tags::new(),
+        None,
+    );
     assert!(!d.allowed);
-    assert_eq!(d.reason.no_permission_type(false), NoPermissionType::ImplicitDeny);
+    assert_eq!(
+        d.reason.no_permission_type(false),
+        NoPermissionType::ImplicitDeny
+    );
 }

@@ -27,6 +27,22 @@ pub struct Context<'a> {
     pub now_unix_nanos: Option<i128>,
 }
 
+impl Context<'_> {
+    /// What the request holds for each condition's key, in words (for `ramgate explain`).
+    pub fn describe_facts(&self, conditions: &[Condition]) -> Vec<String> {
+        conditions
+            .iter()
+            .map(|c| match c.key.read(self) {
+                None => "absent".to_owned(),
+                Some(Fact::Text(t)) => format!("{t:?}"),
+                Some(Fact::Ip(ip)) => ip.to_string(),
+                Some(Fact::Bool(b)) => b.to_string(),
+                Some(Fact::Time(t)) => format!("{t} ns since 1970"),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
     EciTag(Box<str>),
@@ -140,10 +156,22 @@ impl Operator {
         Some(match name {
             "StringEquals" => op(String, Equals, false),
             "StringNotEquals" => op(String, Equals, true),
-            "StringEqualsIgnoreCase" => Operator { ignore_case: true, ..op(String, Equals, false) },
-            "StringNotEqualsIgnoreCase" => Operator { ignore_case: true, ..op(String, Equals, true) },
-            "StringLike" => Operator { like: true, ..op(String, Equals, false) },
-            "StringNotLike" => Operator { like: true, ..op(String, Equals, true) },
+            "StringEqualsIgnoreCase" => Operator {
+                ignore_case: true,
+                ..op(String, Equals, false)
+            },
+            "StringNotEqualsIgnoreCase" => Operator {
+                ignore_case: true,
+                ..op(String, Equals, true)
+            },
+            "StringLike" => Operator {
+                like: true,
+                ..op(String, Equals, false)
+            },
+            "StringNotLike" => Operator {
+                like: true,
+                ..op(String, Equals, true)
+            },
             "Bool" => op(Bool, Equals, false),
             "IpAddress" => op(Ip, Equals, false),
             "NotIpAddress" => op(Ip, Equals, true),
@@ -230,12 +258,20 @@ pub struct EvalError {
 
 impl std::fmt::Display for EvalError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} is {:?}, which is not {}", self.key, self.found, self.expected)
+        write!(
+            f,
+            "{} is {:?}, which is not {}",
+            self.key, self.found, self.expected
+        )
     }
 }
 
 impl Condition {
-    pub fn build(operator_name: &str, key_name: &str, raw_values: &[String]) -> Result<Condition, BuildError> {
+    pub fn build(
+        operator_name: &str,
+        key_name: &str,
+        raw_values: &[String],
+    ) -> Result<Condition, BuildError> {
         let plain = |message: String, hint: Option<String>| BuildError {
             value_index: None,
             message,
@@ -277,7 +313,10 @@ impl Condition {
         let convert = |i: usize, parsed: Option<()>, what: &str| {
             parsed.ok_or_else(|| BuildError {
                 value_index: Some(i),
-                message: format!("{:?} is not {what}, as {operator_name} needs", raw_values[i]),
+                message: format!(
+                    "{:?} is not {what}, as {operator_name} needs",
+                    raw_values[i]
+                ),
                 hint: None,
             })
         };
@@ -301,7 +340,11 @@ impl Condition {
                 }
                 Values::Times(v) => {
                     let t = parse_date(raw);
-                    convert(i, t.map(|_| ()), "an ISO 8601 date (e.g. 2026-01-31T12:00:00Z)")?;
+                    convert(
+                        i,
+                        t.map(|_| ()),
+                        "an ISO 8601 date (e.g. 2026-01-31T12:00:00Z)",
+                    )?;
                     v.extend(t);
                 }
                 Values::Bools(v) => {
@@ -311,7 +354,11 @@ impl Condition {
                 }
                 Values::Networks(v) => {
                     let n = parse_network(raw);
-                    convert(i, n.map(|_| ()), "an IP address or CIDR block (e.g. 10.0.0.0/8)")?;
+                    convert(
+                        i,
+                        n.map(|_| ()),
+                        "an IP address or CIDR block (e.g. 10.0.0.0/8)",
+                    )?;
                     v.extend(n);
                 }
             }
@@ -323,6 +370,24 @@ impl Condition {
             operator,
             values,
         })
+    }
+
+    /// `StringEquals eci:tag/env in ["test"]`, for messages.
+    pub fn describe(&self) -> String {
+        let values: Vec<String> = match &self.values {
+            Values::Text(v) => v.iter().map(|s| format!("{s:?}")).collect(),
+            Values::Patterns(v) => v.iter().map(|p| format!("\"{p}\"")).collect(),
+            Values::Numbers(v) => v.iter().map(f64::to_string).collect(),
+            Values::Times(v) => v.iter().map(|t| format!("{t} ns since 1970")).collect(),
+            Values::Bools(v) => v.iter().map(bool::to_string).collect(),
+            Values::Networks(v) => v.iter().map(IpNet::to_string).collect(),
+        };
+        format!(
+            "{} {} [{}]",
+            self.operator_name,
+            self.key_name,
+            values.join(", ")
+        )
     }
 
     /// True when the condition holds for `ctx`.
@@ -360,7 +425,9 @@ impl Condition {
             (Values::Times(vs), fact) => {
                 let at = match fact {
                     Fact::Time(t) => t,
-                    Fact::Text(t) => parse_date(t).ok_or_else(|| error(t.to_owned(), "an ISO 8601 date"))?,
+                    Fact::Text(t) => {
+                        parse_date(t).ok_or_else(|| error(t.to_owned(), "an ISO 8601 date"))?
+                    }
                     other => return Err(error(format!("{other:?}"), "a date")),
                 };
                 vs.iter().any(|v| compare(cmp, at, *v))
@@ -368,7 +435,9 @@ impl Condition {
             (Values::Bools(vs), fact) => {
                 let b = match fact {
                     Fact::Bool(b) => b,
-                    Fact::Text(t) => parse_bool(t).ok_or_else(|| error(t.to_owned(), "true or false"))?,
+                    Fact::Text(t) => {
+                        parse_bool(t).ok_or_else(|| error(t.to_owned(), "true or false"))?
+                    }
                     other => return Err(error(format!("{other:?}"), "true or false")),
                 };
                 vs.contains(&b)
@@ -376,7 +445,10 @@ impl Condition {
             (Values::Networks(ns), fact) => {
                 let ip = match fact {
                     Fact::Ip(ip) => ip,
-                    Fact::Text(t) => t.trim().parse().map_err(|_| error(t.to_owned(), "an IP address"))?,
+                    Fact::Text(t) => t
+                        .trim()
+                        .parse()
+                        .map_err(|_| error(t.to_owned(), "an IP address"))?,
                     other => return Err(error(format!("{other:?}"), "an IP address")),
                 };
                 let ip = canonical_ip(ip);

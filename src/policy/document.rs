@@ -20,7 +20,11 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
     let root = match json::parse(source) {
         Ok(root) => root,
         Err(e) => {
-            let mut d = Diagnostic::error(&display_file, Position::of_offset(source, e.offset), format!("invalid JSON: {}", e.message));
+            let mut d = Diagnostic::error(
+                &display_file,
+                Position::of_offset(source, e.offset),
+                format!("invalid JSON: {}", e.message),
+            );
             if let Some(h) = e.hint {
                 d = d.with_hint(h);
             }
@@ -59,7 +63,11 @@ impl Checker<'_> {
     /// The members of an object, reporting keys given twice (`what` names the object).
     fn members<'v>(&mut self, value: &'v Spanned, what: &str) -> Option<&'v [Member]> {
         let Value::Object(members) = &value.value else {
-            self.error(value.offset, format!("{what} must be an object, not {}", value.value.kind()), None);
+            self.error(
+                value.offset,
+                format!("{what} must be an object, not {}", value.value.kind()),
+                None,
+            );
             return None;
         };
         for (i, m) in members.iter().enumerate() {
@@ -85,7 +93,11 @@ impl Checker<'_> {
                 "Version" => {
                     version = true;
                     if m.value.value != Value::String("1".into()) {
-                        self.error(m.value.offset, "\"Version\" must be \"1\"", Some("write \"Version\": \"1\"".into()));
+                        self.error(
+                            m.value.offset,
+                            "\"Version\" must be \"1\"",
+                            Some("write \"Version\": \"1\"".into()),
+                        );
                     }
                 }
                 "Statement" => {
@@ -97,17 +109,36 @@ impl Checker<'_> {
                             }
                         }
                         Value::Object(_) => statements.extend(self.statement(&m.value)),
-                        other => self.error(m.value.offset, format!("\"Statement\" must be a list of statements, not {}", other.kind()), None),
+                        other => self.error(
+                            m.value.offset,
+                            format!(
+                                "\"Statement\" must be a list of statements, not {}",
+                                other.kind()
+                            ),
+                            None,
+                        ),
                     }
                 }
-                other => self.error(m.key_offset, format!("unknown field \"{other}\" in a policy"), Some("a policy has only \"Version\" and \"Statement\"".into())),
+                other => self.error(
+                    m.key_offset,
+                    format!("unknown field \"{other}\" in a policy"),
+                    Some("a policy has only \"Version\" and \"Statement\"".into()),
+                ),
             }
         }
         if !version {
-            self.error(root.offset, "the policy has no \"Version\"", Some("add \"Version\": \"1\"".into()));
+            self.error(
+                root.offset,
+                "the policy has no \"Version\"",
+                Some("add \"Version\": \"1\"".into()),
+            );
         }
         if !found_statements {
-            self.error(root.offset, "the policy has no \"Statement\"", Some("add \"Statement\": [ ... ]".into()));
+            self.error(
+                root.offset,
+                "the policy has no \"Statement\"",
+                Some("add \"Statement\": [ ... ]".into()),
+            );
         }
         statements
     }
@@ -155,13 +186,25 @@ impl Checker<'_> {
             }
         }
         if effect.is_none() && !members.iter().any(|m| m.key == "Effect") {
-            self.error(value.offset, "the statement has no \"Effect\"", Some("add \"Effect\": \"Allow\" or \"Deny\"".into()));
+            self.error(
+                value.offset,
+                "the statement has no \"Effect\"",
+                Some("add \"Effect\": \"Allow\" or \"Deny\"".into()),
+            );
         }
         if actions.is_none() {
-            self.error(value.offset, "the statement has no \"Action\"", Some("add \"Action\": \"eci:*\" or a list of actions".into()));
+            self.error(
+                value.offset,
+                "the statement has no \"Action\"",
+                Some("add \"Action\": \"eci:*\" or a list of actions".into()),
+            );
         }
         if resources.is_none() {
-            self.error(value.offset, "the statement has no \"Resource\"", Some("add \"Resource\": \"*\" or a list of ARNs".into()));
+            self.error(
+                value.offset,
+                "the statement has no \"Resource\"",
+                Some("add \"Resource\": \"*\" or a list of ARNs".into()),
+            );
         }
         if self.problems.len() > before {
             return None;
@@ -180,11 +223,18 @@ impl Checker<'_> {
 
     fn action(&mut self, offset: usize, action: &str) -> Option<Pattern> {
         let well_formed = action == "*"
-            || action
-                .split_once(':')
-                .is_some_and(|(service, name)| !service.is_empty() && !name.is_empty() && !name.contains(':'));
+            || action.split_once(':').is_some_and(|(service, name)| {
+                !service.is_empty() && !name.is_empty() && !name.contains(':')
+            });
         if !well_formed {
-            self.error(offset, format!("\"{action}\" is not an action"), Some("actions look like \"eci:DescribeContainerGroups\", \"eci:Describe*\" or \"*\"".into()));
+            self.error(
+                offset,
+                format!("\"{action}\" is not an action"),
+                Some(
+                    "actions look like \"eci:DescribeContainerGroups\", \"eci:Describe*\" or \"*\""
+                        .into(),
+                ),
+            );
             return None;
         }
         Some(Pattern::new(&action.to_ascii_lowercase()))
@@ -197,14 +247,24 @@ impl Checker<'_> {
             _ => vec![value],
         };
         if items.is_empty() {
-            self.error(value.offset, format!("\"{field}\" is an empty list"), Some("list at least one entry".into()));
+            self.error(
+                value.offset,
+                format!("\"{field}\" is an empty list"),
+                Some("list at least one entry".into()),
+            );
         }
         let mut out = Vec::new();
         for item in items {
             match &item.value {
                 Value::String(s) if !s.is_empty() => out.push((item.offset, s.clone())),
-                Value::String(_) => self.error(item.offset, format!("an empty string in \"{field}\""), None),
-                other => self.error(item.offset, format!("\"{field}\" takes strings, not {}", other.kind()), None),
+                Value::String(_) => {
+                    self.error(item.offset, format!("an empty string in \"{field}\""), None)
+                }
+                other => self.error(
+                    item.offset,
+                    format!("\"{field}\" takes strings, not {}", other.kind()),
+                    None,
+                ),
             }
         }
         out
@@ -212,7 +272,14 @@ impl Checker<'_> {
 
     fn condition_block(&mut self, value: &Spanned) -> Vec<Condition> {
         let Value::Object(operators) = &value.value else {
-            self.error(value.offset, format!("\"Condition\" must be an object, not {}", value.value.kind()), None);
+            self.error(
+                value.offset,
+                format!(
+                    "\"Condition\" must be an object, not {}",
+                    value.value.kind()
+                ),
+                None,
+            );
             return Vec::new();
         };
         let mut conditions = Vec::new();
@@ -220,12 +287,23 @@ impl Checker<'_> {
             if operators[..i].iter().any(|e| e.key == op.key) {
                 self.error(
                     op.key_offset,
-                    format!("the operator \"{}\" appears twice in one condition block", op.key),
+                    format!(
+                        "the operator \"{}\" appears twice in one condition block",
+                        op.key
+                    ),
                     Some("put all its keys in one \"{}\": {{ ... }} object".replace("{}", &op.key)),
                 );
             }
             let Value::Object(keys) = &op.value.value else {
-                self.error(op.value.offset, format!("\"{}\" must map condition keys to values, not be {}", op.key, op.value.value.kind()), None);
+                self.error(
+                    op.value.offset,
+                    format!(
+                        "\"{}\" must map condition keys to values, not be {}",
+                        op.key,
+                        op.value.value.kind()
+                    ),
+                    None,
+                );
                 continue;
             };
             for (j, key) in keys.iter().enumerate() {
@@ -251,7 +329,9 @@ impl Checker<'_> {
                     Err(e) => {
                         let offset = match e.value_index {
                             Some(i) => values[i].0,
-                            None if e.message.starts_with("unknown condition operator") => op.key_offset,
+                            None if e.message.starts_with("unknown condition operator") => {
+                                op.key_offset
+                            }
                             None => key.key_offset,
                         };
                         self.error(offset, e.message, e.hint);
@@ -269,14 +349,25 @@ impl Checker<'_> {
             _ => vec![value],
         };
         if items.is_empty() {
-            self.error(value.offset, format!("the condition on \"{key}\" lists no values"), Some("give at least one value".into()));
+            self.error(
+                value.offset,
+                format!("the condition on \"{key}\" lists no values"),
+                Some("give at least one value".into()),
+            );
         }
         let mut out = Vec::new();
         for item in items {
             match &item.value {
                 Value::String(s) | Value::Number(s) => out.push((item.offset, s.clone())),
                 Value::Bool(b) => out.push((item.offset, b.to_string())),
-                other => self.error(item.offset, format!("a condition value must be a string, number or boolean, not {}", other.kind()), None),
+                other => self.error(
+                    item.offset,
+                    format!(
+                        "a condition value must be a string, number or boolean, not {}",
+                        other.kind()
+                    ),
+                    None,
+                ),
             }
         }
         out

@@ -125,7 +125,10 @@ impl Reader<'_> {
         Ok(Spanned { offset, value })
     }
 
-    fn nested(&mut self, parse: fn(&mut Self) -> Result<Value, SyntaxError>) -> Result<Value, SyntaxError> {
+    fn nested(
+        &mut self,
+        parse: fn(&mut Self) -> Result<Value, SyntaxError>,
+    ) -> Result<Value, SyntaxError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error(format!("nesting deeper than {MAX_DEPTH} levels"), None));
@@ -168,7 +171,10 @@ impl Reader<'_> {
             self.skip_whitespace();
             if self.peek() != Some(b':') {
                 return Err(self.error(
-                    format!("expected ':' after the key \"{key}\", found {}", self.describe_here()),
+                    format!(
+                        "expected ':' after the key \"{key}\", found {}",
+                        self.describe_here()
+                    ),
                     None,
                 ));
             }
@@ -248,10 +254,17 @@ impl Reader<'_> {
                     self.pos += 1;
                     self.escape(&mut out)?;
                 }
-                Some(_) => return Err(self.error("a control character inside a string must be escaped", None)),
+                Some(_) => {
+                    return Err(
+                        self.error("a control character inside a string must be escaped", None)
+                    )
+                }
                 None => {
                     self.pos = start;
-                    return Err(self.error("this string is never closed", Some("add the closing double quote")));
+                    return Err(self.error(
+                        "this string is never closed",
+                        Some("add the closing double quote"),
+                    ));
                 }
             }
         }
@@ -283,10 +296,18 @@ impl Reader<'_> {
                 } else {
                     high
                 };
-                out.push(char::from_u32(code).ok_or_else(|| self.error("an invalid \\u escape", None))?);
+                out.push(
+                    char::from_u32(code)
+                        .ok_or_else(|| self.error("an invalid \\u escape", None))?,
+                );
                 return Ok(());
             }
-            _ => return Err(self.error(format!("an invalid escape '\\{}'", self.describe_here()), None)),
+            _ => {
+                return Err(self.error(
+                    format!("an invalid escape '\\{}'", self.describe_here()),
+                    None,
+                ))
+            }
         };
         self.pos += 1;
         out.push(c);
@@ -348,13 +369,23 @@ mod tests {
     #[test]
     fn keeps_offsets_and_duplicate_keys() {
         let doc = parse(r#"{"a": [1, "x"], "a": true}"#).unwrap();
-        let Value::Object(members) = doc.value else { panic!("object") };
+        let Value::Object(members) = doc.value else {
+            panic!("object")
+        };
         assert_eq!(members.len(), 2);
         assert_eq!(members[0].key_offset, 1);
         assert_eq!(members[1].key_offset, 16);
         assert_eq!(members[1].value.offset, 21);
-        let Value::Array(items) = &members[0].value.value else { panic!("array") };
-        assert_eq!(items[1], Spanned { offset: 10, value: Value::String("x".into()) });
+        let Value::Array(items) = &members[0].value.value else {
+            panic!("array")
+        };
+        assert_eq!(
+            items[1],
+            Spanned {
+                offset: 10,
+                value: Value::String("x".into())
+            }
+        );
     }
 
     #[test]
@@ -367,12 +398,28 @@ mod tests {
     fn reports_misplaced_brackets_where_they_are() {
         let err = parse("{\"Statement\": [\n  {\"Effect\": \"Allow\"]\n}").unwrap_err();
         assert_eq!(err.offset, 36);
-        assert!(err.message.contains("expected ',' or '}'"), "{}", err.message);
+        assert!(
+            err.message.contains("expected ',' or '}'"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn rejects_what_json_rejects() {
-        for bad in ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "'x'", "{\"a\" 1}", "\"\u{1}\"", "[1] [2]", "tru"] {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            "'x'",
+            "{\"a\" 1}",
+            "\"\u{1}\"",
+            "[1] [2]",
+            "tru",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
         let deep = "[".repeat(100) + &"]".repeat(100);

@@ -54,7 +54,12 @@ impl Statement {
         action_listed != self.not_action && self.resources.iter().any(|p| p.matches(resource))
     }
 
-    pub fn evaluate(&self, action_lower: &str, resource: &str, ctx: &Context<'_>) -> StatementResult {
+    pub fn evaluate(
+        &self,
+        action_lower: &str,
+        resource: &str,
+        ctx: &Context<'_>,
+    ) -> StatementResult {
         if !self.covers(action_lower, resource) {
             return StatementResult::NotApplicable;
         }
@@ -72,9 +77,12 @@ impl Statement {
     /// has no tags in play, which is why Describe needs ids or tags.
     pub fn reads_tags(&self) -> bool {
         use condition::Key;
-        self.conditions
-            .iter()
-            .any(|c| matches!(c.key, Key::EciTag(_) | Key::ResourceTag(_) | Key::RequestTag(_)))
+        self.conditions.iter().any(|c| {
+            matches!(
+                c.key,
+                Key::EciTag(_) | Key::ResourceTag(_) | Key::RequestTag(_)
+            )
+        })
     }
 }
 

@@ -20,7 +20,9 @@ impl Pattern {
         let wild = |c: char| c == '*' || c == '?';
         match source.find(wild) {
             None => Pattern::Exact(source.into()),
-            Some(i) if i == source.len() - 1 && source.ends_with('*') => Pattern::Prefix(source[..i].into()),
+            Some(i) if i == source.len() - 1 && source.ends_with('*') => {
+                Pattern::Prefix(source[..i].into())
+            }
             Some(_) => Pattern::Glob(source.into()),
         }
     }
@@ -31,6 +33,16 @@ impl Pattern {
             Pattern::Exact(p) => **p == *text,
             Pattern::Prefix(p) => text.starts_with(&**p),
             Pattern::Glob(p) => glob_match(p, text),
+        }
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pattern::Any => f.write_str("*"),
+            Pattern::Exact(p) | Pattern::Glob(p) => f.write_str(p),
+            Pattern::Prefix(p) => write!(f, "{p}*"),
         }
     }
 }
@@ -67,7 +79,10 @@ mod tests {
     #[test]
     fn shapes() {
         assert_eq!(Pattern::new("*"), Pattern::Any);
-        assert_eq!(Pattern::new("eci:describe*"), Pattern::Prefix("eci:describe".into()));
+        assert_eq!(
+            Pattern::new("eci:describe*"),
+            Pattern::Prefix("eci:describe".into())
+        );
         assert_eq!(Pattern::new("eci:x"), Pattern::Exact("eci:x".into()));
         assert!(matches!(Pattern::new("a*b"), Pattern::Glob(_)));
     }
@@ -79,8 +94,16 @@ mod tests {
             ("eci:*", "eci:createcontainergroup", true),
             ("eci:*", "ecs:x", false),
             ("eci:describe*", "eci:describecontainergroups", true),
-            ("acs:eci:*:*:containergroup/*", "acs:eci:cn-hangzhou:123:containergroup/eci-1", true),
-            ("acs:eci:*:*:containergroup/*", "acs:eci:cn-hangzhou:123:imagecache/x", false),
+            (
+                "acs:eci:*:*:containergroup/*",
+                "acs:eci:cn-hangzhou:123:containergroup/eci-1",
+                true,
+            ),
+            (
+                "acs:eci:*:*:containergroup/*",
+                "acs:eci:cn-hangzhou:123:imagecache/x",
+                false,
+            ),
             ("a?c", "abc", true),
             ("a?c", "ac", false),
             ("a*b*c", "aXXbYYc", true),

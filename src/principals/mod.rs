@@ -93,7 +93,10 @@ impl Directory {
     /// `acs:ram::<account>:root|user/<n>|role/<n>|assumed-role/<n>/<session>` → principal.
     /// ARNs of other accounts, and malformed ones, are unknown.
     pub fn by_arn(&self, account_id: &str, arn: &str) -> Option<PrincipalId> {
-        let rest = arn.strip_prefix("acs:ram::")?.strip_prefix(account_id)?.strip_prefix(':')?;
+        let rest = arn
+            .strip_prefix("acs:ram::")?
+            .strip_prefix(account_id)?
+            .strip_prefix(':')?;
         if rest == "root" {
             return Some(ROOT);
         }
@@ -126,7 +129,11 @@ pub trait PolicyNames {
 
 /// Parses and resolves `principals.toml`. Warnings (e.g. no service role) come back with
 /// the directory; any error fails the load with every problem found.
-pub fn load(path: &Path, source: &str, policies: &dyn PolicyNames) -> Result<(Directory, Vec<Diagnostic>), Diagnostics> {
+pub fn load(
+    path: &Path,
+    source: &str,
+    policies: &dyn PolicyNames,
+) -> Result<(Directory, Vec<Diagnostic>), Diagnostics> {
     let file: PrincipalsFile = toml::from_str(source).map_err(|e| {
         let at = Position::of_offset(source, e.span().map_or(0, |s| s.start));
         let message = e.message().trim().to_owned();
@@ -155,7 +162,10 @@ pub fn load(path: &Path, source: &str, policies: &dyn PolicyNames) -> Result<(Di
     };
     b.resource_groups(&file);
     b.account(&file);
-    for (entries, kind) in [(&file.users, PrincipalKind::User), (&file.roles, PrincipalKind::Role)] {
+    for (entries, kind) in [
+        (&file.users, PrincipalKind::User),
+        (&file.roles, PrincipalKind::Role),
+    ] {
         for entry in entries {
             b.principal(entry, kind);
         }
@@ -163,7 +173,8 @@ pub fn load(path: &Path, source: &str, policies: &dyn PolicyNames) -> Result<(Di
     let mut warnings = Vec::new();
     b.check_service_role(&mut warnings);
     if b.problems.iter().any(Diagnostic::is_error) {
-        b.problems.sort_by_key(|d| (d.position.line, d.position.column));
+        b.problems
+            .sort_by_key(|d| (d.position.line, d.position.column));
         return Err(Diagnostics(b.problems));
     }
     Ok((b.dir, warnings))
@@ -194,7 +205,14 @@ impl Builder<'_> {
         let mut default = None;
         for g in &file.resource_groups {
             if self.dir.groups_by_id.contains_key(g.id.get_ref().as_str()) {
-                self.error(&g.id, format!("the resource group \"{}\" is declared twice", g.id.get_ref()), Some("give each group its own id".into()));
+                self.error(
+                    &g.id,
+                    format!(
+                        "the resource group \"{}\" is declared twice",
+                        g.id.get_ref()
+                    ),
+                    Some("give each group its own id".into()),
+                );
                 continue;
             }
             let index = self.dir.resource_groups.len() as GroupId;
@@ -206,7 +224,11 @@ impl Builder<'_> {
             });
             if g.default {
                 if default.is_some() {
-                    self.error(&g.id, "more than one resource group is marked default = true", Some("exactly one group is the account's default".into()));
+                    self.error(
+                        &g.id,
+                        "more than one resource group is marked default = true",
+                        Some("exactly one group is the account's default".into()),
+                    );
                 }
                 default = Some(index);
             }
@@ -242,7 +264,11 @@ impl Builder<'_> {
             self.error(
                 name,
                 format!("no policy named \"{}\"", name.get_ref()),
-                Some(format!("add {}.json to the policy directory, or use a built-in policy such as {}", name.get_ref(), builtin::FULL_ACCESS)),
+                Some(format!(
+                    "add {}.json to the policy directory, or use a built-in policy such as {}",
+                    name.get_ref(),
+                    builtin::FULL_ACCESS
+                )),
             );
         }
         found
@@ -251,16 +277,28 @@ impl Builder<'_> {
     fn principal(&mut self, entry: &PrincipalEntry, kind: PrincipalKind) {
         let id = self.dir.principals.len() as PrincipalId;
         let name = entry.name.get_ref().as_str();
-        let valid_name = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+        let valid_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
         if !valid_name {
-            self.error(&entry.name, format!("\"{name}\" is not a valid name"), Some("use 1-64 letters, digits, '.', '_', '-' or '@'".into()));
+            self.error(
+                &entry.name,
+                format!("\"{name}\" is not a valid name"),
+                Some("use 1-64 letters, digits, '.', '_', '-' or '@'".into()),
+            );
         }
         let (table, what) = match kind {
             PrincipalKind::Role => (&mut self.dir.roles, "role"),
             _ => (&mut self.dir.users, "user"),
         };
         if table.insert(name.into(), id).is_some() {
-            self.error(&entry.name, format!("the {what} \"{name}\" is declared twice"), None);
+            self.error(
+                &entry.name,
+                format!("the {what} \"{name}\" is declared twice"),
+                None,
+            );
         }
         let mut principal = Principal {
             kind,
@@ -269,7 +307,9 @@ impl Builder<'_> {
             group_policies: Vec::new(),
         };
         for a in &entry.attach {
-            let Some(policy) = self.policy(&a.policy) else { continue };
+            let Some(policy) = self.policy(&a.policy) else {
+                continue;
+            };
             match &a.resource_group {
                 None => principal.account_policies.push(policy),
                 Some(g) => match self.dir.group(g.get_ref()) {
@@ -283,21 +323,46 @@ impl Builder<'_> {
             }
         }
         self.dir.principals.push(principal);
-        self.credentials(id, &format!("{what} {name}"), &entry.access_keys, &entry.mtls);
+        self.credentials(
+            id,
+            &format!("{what} {name}"),
+            &entry.access_keys,
+            &entry.mtls,
+        );
     }
 
-    fn credentials(&mut self, owner: PrincipalId, owner_name: &str, keys: &[AccessKeyEntry], mtls: &[Spanned<String>]) {
+    fn credentials(
+        &mut self,
+        owner: PrincipalId,
+        owner_name: &str,
+        keys: &[AccessKeyEntry],
+        mtls: &[Spanned<String>],
+    ) {
         for k in keys {
             if let Some(taken_by) = self.key_owner.get(k.id.get_ref()) {
-                let message = format!("the access key id \"{}\" already belongs to {taken_by}", k.id.get_ref());
-                self.error(&k.id, message, Some("an access key belongs to one principal only".into()));
+                let message = format!(
+                    "the access key id \"{}\" already belongs to {taken_by}",
+                    k.id.get_ref()
+                );
+                self.error(
+                    &k.id,
+                    message,
+                    Some("an access key belongs to one principal only".into()),
+                );
                 continue;
             }
-            self.key_owner.insert(k.id.get_ref().clone(), owner_name.to_owned());
+            self.key_owner
+                .insert(k.id.get_ref().clone(), owner_name.to_owned());
             let base = self.path.parent().unwrap_or(Path::new("."));
             match secret::resolve(k, base) {
                 Ok(secret) => {
-                    self.dir.access_keys.insert(k.id.get_ref().as_str().into(), AccessKey { principal: owner, secret });
+                    self.dir.access_keys.insert(
+                        k.id.get_ref().as_str().into(),
+                        AccessKey {
+                            principal: owner,
+                            secret,
+                        },
+                    );
                 }
                 Err((message, hint)) => self.error(&k.id, message, Some(hint)),
             }
@@ -305,8 +370,15 @@ impl Builder<'_> {
         for m in mtls {
             let key = format!("mtls:{}", m.get_ref());
             if let Some(taken_by) = self.key_owner.get(&key) {
-                let message = format!("the mTLS identity \"{}\" already belongs to {taken_by}", m.get_ref());
-                self.error(m, message, Some("an mTLS identity belongs to one principal only".into()));
+                let message = format!(
+                    "the mTLS identity \"{}\" already belongs to {taken_by}",
+                    m.get_ref()
+                );
+                self.error(
+                    m,
+                    message,
+                    Some("an mTLS identity belongs to one principal only".into()),
+                );
                 continue;
             }
             self.key_owner.insert(key, owner_name.to_owned());
@@ -316,10 +388,9 @@ impl Builder<'_> {
 
     fn check_service_role(&mut self, warnings: &mut Vec<Diagnostic>) {
         let role_policy = self.policies.policy_id(builtin::SERVICE_ROLE_POLICY);
-        let authorized = self
-            .dir
-            .role(builtin::SERVICE_ROLE)
-            .is_some_and(|r| role_policy.is_some_and(|p| self.dir.principal(r).account_policies.contains(&p)));
+        let authorized = self.dir.role(builtin::SERVICE_ROLE).is_some_and(|r| {
+            role_policy.is_some_and(|p| self.dir.principal(r).account_policies.contains(&p))
+        });
         if !authorized {
             warnings.push(
                 Diagnostic::warning(

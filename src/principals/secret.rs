@@ -26,7 +26,10 @@ impl std::fmt::Debug for Secret {
 /// The secret of one key, or a message and hint that do not contain it.
 pub fn resolve(entry: &AccessKeyEntry, base: &Path) -> Result<Secret, (String, String)> {
     let id = entry.id.get_ref();
-    let given = [&entry.secret, &entry.secret_env, &entry.secret_file].iter().filter(|s| s.is_some()).count();
+    let given = [&entry.secret, &entry.secret_env, &entry.secret_file]
+        .iter()
+        .filter(|s| s.is_some())
+        .count();
     if given != 1 {
         return Err((
             format!("the access key \"{id}\" needs exactly one of secret, secret_env or secret_file ({given} given)"),
@@ -38,7 +41,9 @@ pub fn resolve(entry: &AccessKeyEntry, base: &Path) -> Result<Secret, (String, S
     } else if let Some(var) = &entry.secret_env {
         std::env::var(var).map_err(|_| {
             (
-                format!("the environment variable {var} (secret of access key \"{id}\") is not set"),
+                format!(
+                    "the environment variable {var} (secret of access key \"{id}\") is not set"
+                ),
                 format!("export {var} before starting ramgate, or use secret_file"),
             )
         })?
@@ -49,13 +54,19 @@ pub fn resolve(entry: &AccessKeyEntry, base: &Path) -> Result<Secret, (String, S
             .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
             .map_err(|e| {
                 (
-                    format!("cannot read {} (secret of access key \"{id}\"): {e}", path.display()),
+                    format!(
+                        "cannot read {} (secret of access key \"{id}\"): {e}",
+                        path.display()
+                    ),
                     "secret_file is relative to principals.toml".into(),
                 )
             })?
     };
     if value.is_empty() {
-        return Err((format!("the secret of access key \"{id}\" is empty"), "set a non-empty secret".into()));
+        return Err((
+            format!("the secret of access key \"{id}\" is empty"),
+            "set a non-empty secret".into(),
+        ));
     }
     Ok(Secret::new(value))
 }

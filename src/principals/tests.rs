@@ -9,7 +9,11 @@ impl PolicyNames for Names {
 }
 
 fn names() -> Names {
-    Names(HashMap::from([("AliyunECIFullAccess", 0), ("AliyunECIContainerGroupRolePolicy", 2), ("custom", 3)]))
+    Names(HashMap::from([
+        ("AliyunECIFullAccess", 0),
+        ("AliyunECIContainerGroupRolePolicy", 2),
+        ("custom", 3),
+    ]))
 }
 
 const GOOD: &str = r#"
@@ -50,11 +54,24 @@ fn loads_and_resolves() {
     assert_eq!(d.by_arn("123", "acs:ram::123:user/test"), Some(test));
     assert_eq!(d.by_arn("123", "acs:ram::123:root"), Some(ROOT));
     let role = d.role("AliyunECIContainerGroupRole");
-    assert_eq!(d.by_arn("123", "acs:ram::123:assumed-role/AliyunECIContainerGroupRole/s1"), role);
-    assert_eq!(d.by_arn("123", "acs:ram::999:user/test"), None, "another account is unknown");
+    assert_eq!(
+        d.by_arn(
+            "123",
+            "acs:ram::123:assumed-role/AliyunECIContainerGroupRole/s1"
+        ),
+        role
+    );
+    assert_eq!(
+        d.by_arn("123", "acs:ram::999:user/test"),
+        None,
+        "another account is unknown"
+    );
     assert_eq!(d.by_arn("123", "acs:ram::123:user/nobody"), None);
     assert_eq!(d.default_group, 0);
-    assert!(!format!("{:?}", d.access_keys["LTAItest"]).contains("s2"), "secrets never print");
+    assert!(
+        !format!("{:?}", d.access_keys["LTAItest"]).contains("s2"),
+        "secrets never print"
+    );
 }
 
 #[test]
@@ -73,8 +90,13 @@ access_keys = [{ id = "K1", secret = "x" }]
 name = "b"
 access_keys = [{ id = "K1", secret = "y" }, { id = "K2" }]
 "#;
-    let e = load(Path::new("principals.toml"), src, &names()).unwrap_err().0;
-    let summary: Vec<(u32, &str)> = e.iter().map(|d| (d.position.line, d.message.as_str())).collect();
+    let e = load(Path::new("principals.toml"), src, &names())
+        .unwrap_err()
+        .0;
+    let summary: Vec<(u32, &str)> = e
+        .iter()
+        .map(|d| (d.position.line, d.message.as_str()))
+        .collect();
     assert_eq!(e.len(), 4, "{summary:#?}");
     assert_eq!(e[0].position.line, 8);
     assert!(e[0].message.contains("\"missing\""));
@@ -86,7 +108,13 @@ access_keys = [{ id = "K1", secret = "y" }, { id = "K2" }]
 
 #[test]
 fn unknown_fields_name_the_field_and_line() {
-    let e = load(Path::new("p.toml"), "[[users]]\nname = \"x\"\npolicies = []\n", &names()).unwrap_err().0;
+    let e = load(
+        Path::new("p.toml"),
+        "[[users]]\nname = \"x\"\npolicies = []\n",
+        &names(),
+    )
+    .unwrap_err()
+    .0;
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].position.line, 3);
     assert!(e[0].message.contains("policies"), "{}", e[0].message);
@@ -95,7 +123,13 @@ fn unknown_fields_name_the_field_and_line() {
 
 #[test]
 fn default_group_is_required_once() {
-    let e = load(Path::new("p.toml"), "[[resource_groups]]\nid = \"a\"\n", &names()).unwrap_err().0;
+    let e = load(
+        Path::new("p.toml"),
+        "[[resource_groups]]\nid = \"a\"\n",
+        &names(),
+    )
+    .unwrap_err()
+    .0;
     assert!(e[0].message.contains("default"));
     let src = "[[resource_groups]]\nid = \"a\"\ndefault = true\n[[resource_groups]]\nid = \"b\"\ndefault = true\n";
     let e = load(Path::new("p.toml"), src, &names()).unwrap_err().0;
@@ -122,5 +156,7 @@ default = true
     assert!(warnings[0].message.contains("AliyunECIContainerGroupRole"));
     let missing = src.replace("RAMGATE_TEST_SECRET_X", "RAMGATE_TEST_SECRET_UNSET");
     let e = load(&path, &missing, &names()).unwrap_err().0;
-    assert!(e[0].message.contains("RAMGATE_TEST_SECRET_UNSET") && !e[0].message.contains("from-env"));
+    assert!(
+        e[0].message.contains("RAMGATE_TEST_SECRET_UNSET") && !e[0].message.contains("from-env")
+    );
 }

@@ -102,9 +102,18 @@ mod tests {
 
     #[test]
     fn refuses_bad_escapes_and_invalid_utf8() {
-        assert!(matches!(decode_component("a%2"), Err(EncodingError::BadEscape(_))));
-        assert!(matches!(decode_component("a%zz"), Err(EncodingError::BadEscape(_))));
-        assert!(matches!(decode_component("%ff%fe"), Err(EncodingError::NotUtf8(_))));
+        assert!(matches!(
+            decode_component("a%2"),
+            Err(EncodingError::BadEscape(_))
+        ));
+        assert!(matches!(
+            decode_component("a%zz"),
+            Err(EncodingError::BadEscape(_))
+        ));
+        assert!(matches!(
+            decode_component("%ff%fe"),
+            Err(EncodingError::NotUtf8(_))
+        ));
     }
 
     #[test]

@@ -98,16 +98,20 @@ pub fn world() -> World {
 
 /// Every decision file (all but the world and the policy-file rows).
 pub fn decision_files() -> Vec<(String, File)> {
-    ["resource_groups.json", "tags.json", "guardrails.json", "service_role.json"]
-        .iter()
-        .map(|n| (n.to_string(), read(n)))
-        .collect()
+    [
+        "resource_groups.json",
+        "tags.json",
+        "guardrails.json",
+        "service_role.json",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), read(n)))
+    .collect()
 }
 
 pub fn policy_file_cases() -> PolicyFileCases {
     read("policy_files.json")
 }
-
 
 /// The demo policy directory, changed as a setting says, written to a fresh temp dir.
 pub fn policy_dir(setting: &str) -> tempfile::TempDir {
@@ -121,9 +125,13 @@ pub fn policy_dir(setting: &str) -> tempfile::TempDir {
     let text = std::fs::read_to_string(&principals).expect("principals.toml");
     let changed = match setting {
         "demo" => text,
-        "tag_policy_guardrail" => text.replace("guardrails = []", "guardrails = [\"eci-tag-liumi-test\"]"),
+        "tag_policy_guardrail" => {
+            text.replace("guardrails = []", "guardrails = [\"eci-tag-liumi-test\"]")
+        }
         "no_service_role" => {
-            let start = text.find("[[roles]]").expect("the demo declares the service role");
+            let start = text
+                .find("[[roles]]")
+                .expect("the demo declares the service role");
             text[..start].to_owned()
         }
         other => panic!("unknown setting {other}"),
@@ -142,7 +150,10 @@ pub fn arn(caller: &str) -> String {
 
 /// The wire parameters of a case (without `Action`), with world names mapped to ids.
 pub fn wire_params(case: &Case, id_of: &dyn Fn(&str) -> String) -> Vec<(String, String)> {
-    let mut p: Vec<(String, String)> = vec![("Version".into(), "2018-08-08".into()), ("RegionId".into(), "cn-hangzhou".into())];
+    let mut p: Vec<(String, String)> = vec![
+        ("Version".into(), "2018-08-08".into()),
+        ("RegionId".into(), "cn-hangzhou".into()),
+    ];
     if let Some(g) = &case.group {
         p.push(("ResourceGroupId".into(), g.clone()));
     }
@@ -152,7 +163,10 @@ pub fn wire_params(case: &Case, id_of: &dyn Fn(&str) -> String) -> Vec<(String, 
     }
     if !case.ids.is_empty() {
         let ids: Vec<String> = case.ids.iter().map(|n| id_of(n)).collect();
-        p.push(("ContainerGroupIds".into(), serde_json::to_string(&ids).expect("json")));
+        p.push((
+            "ContainerGroupIds".into(),
+            serde_json::to_string(&ids).expect("json"),
+        ));
     }
     if let Some(t) = &case.target {
         p.push(("ContainerGroupId".into(), id_of(t)));

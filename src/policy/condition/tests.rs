@@ -26,14 +26,26 @@ fn string_equals_is_case_sensitive_and_ors_values() {
     assert_eq!(c.evaluate(&with_tags(&tags(&[("env", "test")]))), Ok(true));
     assert_eq!(c.evaluate(&with_tags(&tags(&[("env", "pre")]))), Ok(true));
     assert_eq!(c.evaluate(&with_tags(&tags(&[("env", "Test")]))), Ok(false));
-    assert_eq!(c.evaluate(&with_tags(&tags(&[("ENV", "test")]))), Ok(false), "tag keys are case-sensitive");
+    assert_eq!(
+        c.evaluate(&with_tags(&tags(&[("ENV", "test")]))),
+        Ok(false),
+        "tag keys are case-sensitive"
+    );
 }
 
 #[test]
 fn missing_key_is_false_for_positive_and_true_for_negated() {
     let none = tags(&[]);
     let ctx = with_tags(&none);
-    for op in ["StringEquals", "StringEqualsIgnoreCase", "StringLike", "NumericEquals", "DateEquals", "Bool", "IpAddress"] {
+    for op in [
+        "StringEquals",
+        "StringEqualsIgnoreCase",
+        "StringLike",
+        "NumericEquals",
+        "DateEquals",
+        "Bool",
+        "IpAddress",
+    ] {
         let v = match op {
             "NumericEquals" => "1",
             "DateEquals" => "2026-01-01",
@@ -41,9 +53,20 @@ fn missing_key_is_false_for_positive_and_true_for_negated() {
             "IpAddress" => "10.0.0.0/8",
             _ => "x",
         };
-        assert_eq!(cond(op, "eci:tag/k", &[v]).evaluate(&ctx), Ok(false), "{op}");
+        assert_eq!(
+            cond(op, "eci:tag/k", &[v]).evaluate(&ctx),
+            Ok(false),
+            "{op}"
+        );
     }
-    for op in ["StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "NumericNotEquals", "DateNotEquals", "NotIpAddress"] {
+    for op in [
+        "StringNotEquals",
+        "StringNotEqualsIgnoreCase",
+        "StringNotLike",
+        "NumericNotEquals",
+        "DateNotEquals",
+        "NotIpAddress",
+    ] {
         let v = match op {
             "NumericNotEquals" => "1",
             "DateNotEquals" => "2026-01-01",
@@ -53,7 +76,10 @@ fn missing_key_is_false_for_positive_and_true_for_negated() {
         assert_eq!(cond(op, "eci:tag/k", &[v]).evaluate(&ctx), Ok(true), "{op}");
     }
     // Unbound tag sets read as missing too.
-    assert_eq!(cond("StringNotEquals", "eci:tag/k", &["x"]).evaluate(&Context::default()), Ok(true));
+    assert_eq!(
+        cond("StringNotEquals", "eci:tag/k", &["x"]).evaluate(&Context::default()),
+        Ok(true)
+    );
 }
 
 #[test]
@@ -70,7 +96,10 @@ fn negated_string_operators() {
 fn ignore_case_variants() {
     let c = cond("StringEqualsIgnoreCase", "eci:tag/env", &["TeSt"]);
     assert_eq!(c.evaluate(&with_tags(&tags(&[("env", "tEST")]))), Ok(true));
-    assert_eq!(c.evaluate(&with_tags(&tags(&[("env", "tests")]))), Ok(false));
+    assert_eq!(
+        c.evaluate(&with_tags(&tags(&[("env", "tests")]))),
+        Ok(false)
+    );
 }
 
 #[test]
@@ -99,7 +128,9 @@ fn with_tags_owned(name: &str) -> Owned {
 #[test]
 fn numeric_operators_and_type_errors() {
     let t = |v: &str| Owned(tags(&[("n", v)]));
-    let check = |op: &str, wanted: &str, found: &str| cond(op, "eci:tag/n", &[wanted]).evaluate(&t(found).ctx());
+    let check = |op: &str, wanted: &str, found: &str| {
+        cond(op, "eci:tag/n", &[wanted]).evaluate(&t(found).ctx())
+    };
     assert_eq!(check("NumericEquals", "10", "10.0"), Ok(true));
     assert_eq!(check("NumericNotEquals", "10", "11"), Ok(true));
     assert_eq!(check("NumericLessThan", "10", "9"), Ok(true));
@@ -107,8 +138,14 @@ fn numeric_operators_and_type_errors() {
     assert_eq!(check("NumericLessThanEquals", "10", "10"), Ok(true));
     assert_eq!(check("NumericGreaterThan", "10", "11"), Ok(true));
     assert_eq!(check("NumericGreaterThanEquals", "10", "9"), Ok(false));
-    assert!(check("NumericEquals", "10", "ten").is_err(), "a non-number is an error, not a mismatch");
-    assert!(check("NumericNotEquals", "10", "ten").is_err(), "negation never turns an error into true");
+    assert!(
+        check("NumericEquals", "10", "ten").is_err(),
+        "a non-number is an error, not a mismatch"
+    );
+    assert!(
+        check("NumericNotEquals", "10", "ten").is_err(),
+        "negation never turns an error into true"
+    );
     assert!(Condition::build("NumericEquals", "eci:tag/n", &["x".into()]).is_err());
 }
 
@@ -119,14 +156,39 @@ fn date_operators_on_current_time_and_tags() {
         now_unix_nanos: at,
         ..Context::default()
     };
-    assert_eq!(cond("DateLessThan", "acs:CurrentTime", &["2027-01-01T00:00:00Z"]).evaluate(&ctx), Ok(true));
-    assert_eq!(cond("DateGreaterThan", "acs:CurrentTime", &["2027-01-01"]).evaluate(&ctx), Ok(false));
-    assert_eq!(cond("DateEquals", "acs:CurrentTime", &["2026-06-01T08:00:00+08:00"]).evaluate(&ctx), Ok(true));
-    assert_eq!(cond("DateGreaterThanEquals", "acs:CurrentTime", &["2026-06-01"]).evaluate(&ctx), Ok(true));
-    assert_eq!(cond("DateLessThanEquals", "acs:CurrentTime", &["2026-05-31"]).evaluate(&ctx), Ok(false));
-    assert_eq!(cond("DateNotEquals", "acs:CurrentTime", &["2026-05-31"]).evaluate(&ctx), Ok(true));
+    assert_eq!(
+        cond("DateLessThan", "acs:CurrentTime", &["2027-01-01T00:00:00Z"]).evaluate(&ctx),
+        Ok(true)
+    );
+    assert_eq!(
+        cond("DateGreaterThan", "acs:CurrentTime", &["2027-01-01"]).evaluate(&ctx),
+        Ok(false)
+    );
+    assert_eq!(
+        cond(
+            "DateEquals",
+            "acs:CurrentTime",
+            &["2026-06-01T08:00:00+08:00"]
+        )
+        .evaluate(&ctx),
+        Ok(true)
+    );
+    assert_eq!(
+        cond("DateGreaterThanEquals", "acs:CurrentTime", &["2026-06-01"]).evaluate(&ctx),
+        Ok(true)
+    );
+    assert_eq!(
+        cond("DateLessThanEquals", "acs:CurrentTime", &["2026-05-31"]).evaluate(&ctx),
+        Ok(false)
+    );
+    assert_eq!(
+        cond("DateNotEquals", "acs:CurrentTime", &["2026-05-31"]).evaluate(&ctx),
+        Ok(true)
+    );
     let bad = Owned(tags(&[("d", "yesterday")]));
-    assert!(cond("DateLessThan", "eci:tag/d", &["2027-01-01"]).evaluate(&bad.ctx()).is_err());
+    assert!(cond("DateLessThan", "eci:tag/d", &["2027-01-01"])
+        .evaluate(&bad.ctx())
+        .is_err());
     assert!(Condition::build("DateLessThan", "acs:CurrentTime", &["soon".into()]).is_err());
 }
 
@@ -156,7 +218,11 @@ fn ip_address_with_cidrs() {
     assert_eq!(c.evaluate(&ctx("10.1.2.3")), Ok(true));
     assert_eq!(c.evaluate(&ctx("192.168.1.7")), Ok(true));
     assert_eq!(c.evaluate(&ctx("192.168.1.8")), Ok(false));
-    assert_eq!(c.evaluate(&ctx("::ffff:10.9.9.9")), Ok(true), "IPv4-mapped peers are IPv4");
+    assert_eq!(
+        c.evaluate(&ctx("::ffff:10.9.9.9")),
+        Ok(true),
+        "IPv4-mapped peers are IPv4"
+    );
     let not = cond("NotIpAddress", "acs:SourceIp", &["10.0.0.0/8"]);
     assert_eq!(not.evaluate(&ctx("11.0.0.1")), Ok(true));
     assert_eq!(not.evaluate(&ctx("10.0.0.1")), Ok(false));
@@ -176,10 +242,23 @@ fn keys_resolve_to_the_right_tag_sets() {
         request_tags: Some(&req),
         ..Context::default()
     };
-    assert_eq!(cond("StringEquals", "acs:ResourceTag/env", &["test"]).evaluate(&ctx), Ok(true));
-    assert_eq!(cond("StringEquals", "acs:RequestTag/env", &["prod"]).evaluate(&ctx), Ok(true));
-    assert_eq!(cond("StringEquals", "eci:tag/env", &["prod"]).evaluate(&ctx), Ok(true));
-    assert_eq!(cond("StringEquals", "ECI:Tag/env", &["prod"]).evaluate(&ctx), Ok(true), "key prefixes are case-insensitive");
+    assert_eq!(
+        cond("StringEquals", "acs:ResourceTag/env", &["test"]).evaluate(&ctx),
+        Ok(true)
+    );
+    assert_eq!(
+        cond("StringEquals", "acs:RequestTag/env", &["prod"]).evaluate(&ctx),
+        Ok(true)
+    );
+    assert_eq!(
+        cond("StringEquals", "eci:tag/env", &["prod"]).evaluate(&ctx),
+        Ok(true)
+    );
+    assert_eq!(
+        cond("StringEquals", "ECI:Tag/env", &["prod"]).evaluate(&ctx),
+        Ok(true),
+        "key prefixes are case-insensitive"
+    );
 }
 
 #[test]

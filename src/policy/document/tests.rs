@@ -30,7 +30,10 @@ fn repeated_condition_key_is_named_with_line_and_hint() {
     assert!(e[0].message.contains("eci:tag/name"), "{}", e[0].message);
     assert!(e[0].message.contains("repeated"), "{}", e[0].message);
     let hint = e[0].hint.as_deref().unwrap();
-    assert!(hint.contains("[\"v1\", \"v2\"]") && hint.contains("separate statements"), "{hint}");
+    assert!(
+        hint.contains("[\"v1\", \"v2\"]") && hint.contains("separate statements"),
+        "{hint}"
+    );
 }
 
 #[test]
@@ -67,11 +70,16 @@ fn missing_fields_and_wrong_types() {
     assert!(messages.iter().any(|m| m.contains("no \"Effect\"")));
     assert!(messages.iter().any(|m| m.contains("no \"Resource\"")));
     assert!(messages.iter().any(|m| m.contains("no \"Version\"")));
-    let e = errors(r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":[],"Resource":[1]}]}"#);
+    let e =
+        errors(r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":[],"Resource":[1]}]}"#);
     assert_eq!(e.len(), 2);
-    let e = errors(r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","NotAction":"eci:x","Resource":"*"}]}"#);
+    let e = errors(
+        r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","NotAction":"eci:x","Resource":"*"}]}"#,
+    );
     assert!(e[0].message.contains("both"));
-    let e = errors(r#"{"Version":"1","Statement":[{"Effect":"Allow","Principal":"*","Action":"eci:*","Resource":"*"}]}"#);
+    let e = errors(
+        r#"{"Version":"1","Statement":[{"Effect":"Allow","Principal":"*","Action":"eci:*","Resource":"*"}]}"#,
+    );
     assert!(e[0].message.contains("Principal"));
     let e = errors(r#"{"Version":"1","Version":"1","Statement":[]}"#);
     assert!(e[0].message.contains("twice"));
@@ -79,7 +87,9 @@ fn missing_fields_and_wrong_types() {
 
 #[test]
 fn repeated_operator_in_a_block_is_an_error() {
-    let e = errors(r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","Resource":"*","Condition":{"StringEquals":{"eci:tag/a":"1"},"StringEquals":{"eci:tag/b":"2"}}}]}"#);
+    let e = errors(
+        r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","Resource":"*","Condition":{"StringEquals":{"eci:tag/a":"1"},"StringEquals":{"eci:tag/b":"2"}}}]}"#,
+    );
     assert!(e[0].message.contains("appears twice"), "{e:?}");
 }
 

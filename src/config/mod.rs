@@ -1,0 +1,368 @@
+//! `ramgate.toml` as data (SPEC §5): every field, its default, and validation that names
+//! the file, line and column of what is wrong. Paths are resolved relative to the file.
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Position};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Enforce,
+    DryRun,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub account_id: String,
+    #[serde(default = "defaults::region")]
+    pub region: String,
+    #[serde(default = "defaults::mode")]
+    pub mode: Mode,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub upstream: Upstream,
+    #[serde(default)]
+    pub identity: Identity,
+    #[serde(default)]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub policy: PolicySettings,
+    #[serde(default)]
+    pub log: Log,
+    #[serde(default)]
+    pub shutdown: Shutdown,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub max_body_bytes: usize,
+    pub header_read_timeout_ms: u64,
+    pub max_connections: usize,
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstream {
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Identity {
+    pub header: String,
+    pub trusted_proxies: Vec<IpNet>,
+    pub signatures: bool,
+    pub max_clock_skew_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metadata {
+    pub ttl_ms: u64,
+    pub negative_ttl_ms: u64,
+    pub max_entries: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub decisions: String,
+    pub allow_sample_rate: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    pub grace_ms: u64,
+}
+
+mod defaults {
+    use super::*;
+    pub fn region() -> String {
+        "cn-hangzhou".into()
+    }
+    pub fn mode() -> Mode {
+        Mode::Enforce
+    }
+    pub fn addr(s: &str) -> SocketAddr {
+        s.parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            addr: defaults::addr("127.0.0.1:8080"),
+            max_body_bytes: 1 << 20,
+            header_read_timeout_ms: 10_000,
+            max_connections: 10_000,
+            tls: None,
+        }
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            addr: defaults::addr("127.0.0.1:9901"),
+        }
+    }
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:9000".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            header: "x-ramgate-principal".into(),
+            trusted_proxies: ["127.0.0.1/32", "::1/128"]
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            signatures: true,
+            max_clock_skew_secs: 900,
+        }
+    }
+}
+
+impl Default for Metadata {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 30_000,
+            negative_ttl_ms: 5_000,
+            max_entries: 100_000,
+        }
+    }
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            dir: "policies".into(),
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            decisions: "stdout".into(),
+            allow_sample_rate: 1.0,
+        }
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self { grace_ms: 30_000 }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `path`; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic::error(
+                path,
+                Position::default(),
+                format!("cannot read the configuration: {e}"),
+            )
+            .with_hint("pass the path of ramgate.toml with --config")])
+        })?;
+        Self::parse(path, &source)
+    }
+
+    pub fn parse(path: &Path, source: &str) -> Result<Config, Diagnostics> {
+        let mut config: Config = toml::from_str(source).map_err(|e| {
+            let at = Position::of_offset(source, e.span().map_or(0, |s| s.start));
+            let message = e.message().trim().to_owned();
+            Diagnostics(vec![Diagnostic::error(
+                path,
+                at,
+                format!("invalid configuration: {message}"),
+            )
+            .with_hint("see the configuration reference in README.md")])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.policy.dir = base.join(&config.policy.dir);
+        if let Some(tls) = &mut config.listen.tls {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+            tls.client_ca = tls.client_ca.as_ref().map(|c| base.join(c));
+        }
+        if let Some(file) = config.decision_log_file() {
+            config.log.decisions = base.join(file).to_string_lossy().into_owned();
+        }
+        let mut problems = Vec::new();
+        let mut problem = |field: &str, message: String, hint: &str| {
+            let offset = source.find(field).unwrap_or(0);
+            problems.push(
+                Diagnostic::error(path, Position::of_offset(source, offset), message)
+                    .with_hint(hint),
+            );
+        };
+        if config.account_id.len() != 16 || !config.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            problem(
+                "account_id",
+                format!(
+                    "account_id {:?} is not a 16-digit Alibaba Cloud account id",
+                    config.account_id
+                ),
+                "copy the account id (UID) from the console",
+            );
+        }
+        match config.upstream.url.parse::<http::Uri>() {
+            Ok(uri)
+                if uri.scheme_str() == Some("http")
+                    && uri.authority().is_some()
+                    && uri.path() == "/" => {}
+            _ => problem(
+                "url",
+                format!(
+                    "upstream url {:?} is not an http://host:port URL",
+                    config.upstream.url
+                ),
+                "e.g. url = \"http://127.0.0.1:9000\"",
+            ),
+        }
+        if !(0.0..=1.0).contains(&config.log.allow_sample_rate) {
+            problem(
+                "allow_sample_rate",
+                "allow_sample_rate must be between 0.0 and 1.0".into(),
+                "1.0 logs every allow; denials are always logged",
+            );
+        }
+        if http::HeaderName::from_bytes(config.identity.header.as_bytes()).is_err() {
+            problem(
+                "header",
+                format!("{:?} is not a valid header name", config.identity.header),
+                "e.g. header = \"x-ramgate-principal\"",
+            );
+        }
+        for (field, value) in [
+            ("max_body_bytes", config.listen.max_body_bytes as u64),
+            ("max_connections", config.listen.max_connections as u64),
+            ("timeout_ms", config.upstream.timeout_ms),
+            ("max_entries", config.metadata.max_entries),
+        ] {
+            if value == 0 {
+                problem(
+                    field,
+                    format!("{field} must be greater than 0"),
+                    "remove the line to use the default",
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+
+    /// The decision log's file, when it goes to one.
+    pub fn decision_log_file(&self) -> Option<&str> {
+        match self.log.decisions.as_str() {
+            "stdout" | "off" => None,
+            path => Some(path),
+        }
+    }
+
+    pub fn account(&self) -> crate::snapshot::Account {
+        crate::snapshot::Account {
+            id: self.account_id.as_str().into(),
+            region: self.region.as_str().into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_everything_but_the_account() {
+        let c = Config::parse(
+            Path::new("/etc/ramgate/ramgate.toml"),
+            "account_id = \"1234567890123456\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Enforce);
+        assert_eq!(c.listen.max_body_bytes, 1048576);
+        assert_eq!(c.identity.header, "x-ramgate-principal");
+        assert_eq!(c.identity.trusted_proxies.len(), 2);
+        assert_eq!(c.policy.dir, Path::new("/etc/ramgate/policies"));
+        assert_eq!(c.metadata.negative_ttl_ms, 5000);
+        assert_eq!(c.shutdown.grace_ms, 30000);
+    }
+
+    #[test]
+    fn the_shipped_demo_configuration_loads() {
+        let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ramgate.toml"))
+            .unwrap();
+        assert_eq!(c.account_id, "1234567890123456");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_located() {
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[listen]\nadress = \"x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 3);
+        assert!(e.0[0].message.contains("adress"));
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"12\"\nmode = \"dry-run\"\n[upstream]\nurl = \"ftp://x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0.len(), 2);
+        assert_eq!(e.0[1].position.line, 4);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\nmode = \"audit\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 2);
+    }
+}

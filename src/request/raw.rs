@@ -1,0 +1,57 @@
+//! The parameters exactly as received, kept for the signature verifier: a signature covers
+//! what the client sent (credentials included), not ramgate's canonical form.
+
+use super::encoding::rfc3986_encode;
+
+/// Decoded query and form pairs in the order received, and the raw query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawParams {
+    pub query: Vec<(String, String)>,
+    pub body: Vec<(String, String)>,
+    /// The query string as it arrived, without the `?` (empty when there was none).
+    pub raw_query: String,
+}
+
+impl RawParams {
+    /// RPC v1 canonicalized query: every parameter of the query and the form body except
+    /// `Signature`, sorted by name, RFC 3986-encoded, joined with `&`. (The string to sign
+    /// is `METHOD&%2F&` followed by this, itself encoded.) Names are unique: the parser
+    /// refused duplicates.
+    pub fn v1_canonicalized(&self) -> String {
+        let mut pairs: Vec<(&str, &str)> = self
+            .query
+            .iter()
+            .chain(&self.body)
+            .filter(|(name, _)| name != "Signature")
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        super::encoding::encode_pairs(pairs)
+    }
+
+    /// V3 canonical query string: the query's pairs, each side RFC 3986-encoded, sorted by
+    /// encoded name.
+    pub fn v3_canonical_query(&self) -> String {
+        let mut pairs: Vec<(String, String)> = self
+            .query
+            .iter()
+            .map(|(n, v)| {
+                (
+                    rfc3986_encode(n).into_owned(),
+                    rfc3986_encode(v).into_owned(),
+                )
+            })
+            .collect();
+        pairs.sort_unstable();
+        let mut out = String::with_capacity(self.raw_query.len());
+        for (name, value) in &pairs {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(name);
+            out.push('=');
+            out.push_str(value);
+        }
+        out
+    }
+}
