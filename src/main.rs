@@ -19,6 +19,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the authorization proxy.
+    Serve {
+        /// ramgate.toml
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start an in-memory backend and the proxy with the demo policies, and print calls to try.
+    Demo {
+        /// The demo configuration.
+        #[arg(long, default_value = "config/ramgate.toml")]
+        config: PathBuf,
+    },
     /// Run the in-memory ECI-compatible container-group service (for demos, tests and benchmarks).
     Backend {
         /// Address to listen on; port 0 picks a free port (the real one is logged).
@@ -91,12 +103,21 @@ fn main() -> ExitCode {
             exit(explain::run(&args, stdout))
         }
         Command::Backend { listen } => run_async(ramgate::backend::run(listen)),
+        Command::Serve { config } => match ramgate::config::Config::load(&config) {
+            Ok(config) => run_async(ramgate::proxy::run(config)),
+            Err(problems) => {
+                eprintln!("{problems}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Demo { config } => run_async(ramgate::demo::run(&config)),
     }
 }
 
 fn run_async<E: std::fmt::Display>(
     task: impl std::future::Future<Output = Result<(), E>>,
 ) -> ExitCode {
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,4 +135,18 @@ fn run_async<E: std::fmt::Display>(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Human-readable logs on stderr; `RAMGATE_LOG=debug` for more.
+fn init_logging() {
+    let level = std::env::var("RAMGATE_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }

@@ -25,11 +25,9 @@ pub async fn bind(name: &str, addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(listener)
 }
 
-/// Logs `listening <name> <addr>`. Also written straight to stderr, because tests and
-/// scripts look for this line there whether or not a tracing subscriber is installed.
+/// Logs `listening <name> <addr>` (tests and scripts find the real port in that line).
 pub fn announce(name: &str, addr: SocketAddr) {
     tracing::info!("listening {name} {addr}");
-    eprintln!("listening {name} {addr}");
 }
 
 #[cfg(test)]

@@ -1,0 +1,126 @@
+//! Response filtering for list answers: every item is checked again, on its own resource
+//! group and tags, before it is returned, and `TotalCount` is corrected by the number
+//! removed. An answer that cannot be read item by item is refused, never passed through.
+
+use crate::decision::{Authorizer, Visibility};
+use crate::metadata::GroupItem;
+use crate::model::ContainerGroupMeta;
+use bytes::Bytes;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the backend's answer cannot be filtered: {0}")]
+pub struct FilterError(String);
+
+/// Filters a DescribeContainerGroups answer.
+pub fn describe(
+    auth: &Authorizer<'_>,
+    action_lower: &str,
+    visibility: &Visibility,
+    body: &[u8],
+) -> Result<Bytes, FilterError> {
+    let mut answer: Value =
+        serde_json::from_slice(body).map_err(|e| FilterError(format!("not JSON: {e}")))?;
+    let items = answer
+        .get_mut("ContainerGroups")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| FilterError("no ContainerGroups list".into()))?;
+    let before = items.len();
+    let mut problem = None;
+    items.retain(
+        |item| match serde_json::from_value::<GroupItem>(item.clone()) {
+            Ok(g) => auth.visible(action_lower, visibility, &g.into_meta()),
+            Err(e) => {
+                problem.get_or_insert(e.to_string());
+                false
+            }
+        },
+    );
+    if let Some(p) = problem {
+        return Err(FilterError(format!(
+            "an item lacks its id, group or tags: {p}"
+        )));
+    }
+    let removed = before - items.len();
+    correct_total(&mut answer, removed);
+    serde_json::to_vec(&answer)
+        .map(Bytes::from)
+        .map_err(|e| FilterError(e.to_string()))
+}
+
+/// The ids of the container groups a list answer's items refer to (`ContainerGroupId` or
+/// `ResourceId` of the items of its top-level lists), for looking up their metadata.
+pub fn item_ids(body: &[u8]) -> Result<Vec<String>, FilterError> {
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| FilterError(format!("not JSON: {e}")))?;
+    let mut ids: Vec<String> = Vec::new();
+    for list in lists(&answer) {
+        for item in list {
+            if let Some(id) = item_id(item) {
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Filters an answer whose top-level lists hold items naming a container group
+/// (`ListTagResources`, metrics, status): an item is kept when its group exists and is
+/// visible. Items that name no group are removed: what cannot be checked is not shown.
+pub fn list(
+    auth: &Authorizer<'_>,
+    action_lower: &str,
+    visibility: &Visibility,
+    body: &[u8],
+    metas: &HashMap<String, Option<Arc<ContainerGroupMeta>>>,
+) -> Result<Bytes, FilterError> {
+    let mut answer: Value =
+        serde_json::from_slice(body).map_err(|e| FilterError(format!("not JSON: {e}")))?;
+    let Some(object) = answer.as_object_mut() else {
+        return Err(FilterError("not a JSON object".into()));
+    };
+    let mut removed = 0;
+    for value in object.values_mut() {
+        let Some(items) = value.as_array_mut() else {
+            continue;
+        };
+        let before = items.len();
+        items.retain(|item| {
+            item_id(item)
+                .and_then(|id| metas.get(id))
+                .and_then(Option::as_ref)
+                .is_some_and(|meta| auth.visible(action_lower, visibility, meta))
+        });
+        removed += before - items.len();
+    }
+    correct_total(&mut answer, removed);
+    serde_json::to_vec(&answer)
+        .map(Bytes::from)
+        .map_err(|e| FilterError(e.to_string()))
+}
+
+fn lists(answer: &Value) -> impl Iterator<Item = &Vec<Value>> {
+    answer
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .filter_map(Value::as_array)
+}
+
+fn item_id(item: &Value) -> Option<&str> {
+    item.get("ContainerGroupId")
+        .or_else(|| item.get("ResourceId"))
+        .and_then(Value::as_str)
+}
+
+/// The backend's `TotalCount` minus the items removed from this page.
+fn correct_total(answer: &mut Value, removed: usize) {
+    if let Some(total) = answer.get_mut("TotalCount") {
+        let n = total.as_u64().unwrap_or(0).saturating_sub(removed as u64);
+        *total = Value::from(n);
+    }
+}

@@ -1,0 +1,283 @@
+//! The cached metadata client (SPEC §4): a container group's resource group and tags,
+//! looked up with `DescribeContainerGroups` + `ContainerGroupIds` in batches of up to 20,
+//! through a bounded moka cache with a TTL, a shorter TTL for "does not exist", and one
+//! upstream call for concurrent misses of one id.
+//!
+//! Writes made through the proxy [`invalidate`](MetadataClient::invalidate) their ids. A
+//! lookup that was already in flight when an id was invalidated could otherwise write the
+//! old answer back, so every entry remembers the invalidation epoch at which its load
+//! started, and an entry older than its id's last invalidation is ignored.
+
+mod expiry;
+
+use crate::model::{ContainerGroupMeta, Tags};
+use crate::upstream::{Upstream, UpstreamError};
+use http::header::{HeaderName, HeaderValue};
+use moka::future::Cache;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+
+pub const BATCH: usize = 20;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    meta: Option<Arc<ContainerGroupMeta>>,
+    epoch: u64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct LookupError(pub String);
+
+/// How a lookup went, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LookupStats {
+    pub hits: u32,
+    pub negative_hits: u32,
+    pub misses: u32,
+    pub upstream_calls: u32,
+}
+
+#[derive(Clone)]
+pub struct MetadataClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: Cache<String, Entry>,
+    /// id → the epoch of its last invalidation.
+    invalidated: Cache<String, u64>,
+    epoch: AtomicU64,
+    upstream: Upstream,
+    principal_header: HeaderValue,
+}
+
+impl MetadataClient {
+    pub fn new(
+        upstream: Upstream,
+        ttl: Duration,
+        negative_ttl: Duration,
+        max_entries: u64,
+    ) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(max_entries)
+            .expire_after(expiry::FoundOrNot { ttl, negative_ttl })
+            .build();
+        let invalidated = Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(ttl.max(negative_ttl))
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                cache,
+                invalidated,
+                epoch: AtomicU64::new(0),
+                upstream,
+                principal_header: HeaderValue::from_static("ramgate-metadata"),
+            }),
+        }
+    }
+
+    /// Forget `ids` (after a write through the proxy changed or deleted them).
+    pub async fn invalidate(&self, ids: &[String]) {
+        let epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        for id in ids {
+            self.inner.invalidated.insert(id.clone(), epoch).await;
+            self.inner.cache.invalidate(id).await;
+        }
+    }
+
+    /// Remember a group the proxy just created (its id, group and tags are known).
+    pub async fn remember(&self, meta: ContainerGroupMeta) {
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let id = meta.id.clone();
+        self.inner
+            .cache
+            .insert(
+                id,
+                Entry {
+                    meta: Some(Arc::new(meta)),
+                    epoch,
+                },
+            )
+            .await;
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// The metadata of each id, in order (None: it does not exist). Fails, as a whole, if
+    /// any id cannot be looked up.
+    pub async fn lookup(
+        &self,
+        ids: &[String],
+    ) -> Result<(Vec<Option<Arc<ContainerGroupMeta>>>, LookupStats), LookupError> {
+        let mut stats = LookupStats::default();
+        let mut found = vec![None; ids.len()];
+        let mut missing = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match self.fresh(id).await {
+                Some(entry) => {
+                    if entry.meta.is_some() {
+                        stats.hits += 1;
+                    } else {
+                        stats.negative_hits += 1;
+                    }
+                    found[i] = entry.meta;
+                }
+                None => missing.push(i),
+            }
+        }
+        if missing.is_empty() {
+            return Ok((found, stats));
+        }
+        stats.misses = missing.len() as u32;
+        let missing_ids: Vec<String> = missing.iter().map(|&i| ids[i].clone()).collect();
+        // One batch load for this request's misses; concurrent requests missing the same id
+        // wait on whichever load started first (moka coalesces per key).
+        let batch: Arc<OnceCell<HashMap<String, Arc<ContainerGroupMeta>>>> =
+            Arc::new(OnceCell::new());
+        let calls = Arc::new(AtomicU64::new(0));
+        for i in missing {
+            let id = ids[i].clone();
+            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let (batch, calls, missing_ids) = (batch.clone(), calls.clone(), &missing_ids);
+            let entry = self
+                .inner
+                .cache
+                .try_get_with(id.clone(), async move {
+                    let map = batch
+                        .get_or_try_init(|| async {
+                            calls.fetch_add(1, Ordering::Relaxed);
+                            self.fetch(missing_ids).await
+                        })
+                        .await?;
+                    Ok::<_, LookupError>(Entry {
+                        meta: map.get(&id).cloned(),
+                        epoch,
+                    })
+                })
+                .await
+                .map_err(|e: Arc<LookupError>| (*e).clone())?;
+            found[i] = entry.meta;
+        }
+        stats.upstream_calls = calls.load(Ordering::Relaxed) as u32;
+        Ok((found, stats))
+    }
+
+    /// A cached entry, unless an invalidation happened after its load started.
+    async fn fresh(&self, id: &str) -> Option<Entry> {
+        let entry = self.inner.cache.get(id).await?;
+        match self.inner.invalidated.get(id).await {
+            Some(invalidated_at) if entry.epoch < invalidated_at => {
+                self.inner.cache.invalidate(id).await;
+                None
+            }
+            _ => Some(entry),
+        }
+    }
+
+    /// Asks the backend, 20 ids per call.
+    async fn fetch(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Arc<ContainerGroupMeta>>, LookupError> {
+        let started = Instant::now();
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH) {
+            let ids_json = serde_json::to_string(chunk).map_err(|e| LookupError(e.to_string()))?;
+            let query = crate::request::encoding::encode_pairs([
+                ("Action", "DescribeContainerGroups"),
+                ("ContainerGroupIds", ids_json.as_str()),
+                ("Limit", "20"),
+                ("Version", crate::request::VERSION),
+            ]);
+            let headers = [
+                (
+                    HeaderName::from_static("x-acs-action"),
+                    HeaderValue::from_static("DescribeContainerGroups"),
+                ),
+                (
+                    HeaderName::from_static("x-acs-version"),
+                    HeaderValue::from_static(crate::request::VERSION),
+                ),
+                (
+                    HeaderName::from_static("x-ramgate-principal"),
+                    self.inner.principal_header.clone(),
+                ),
+            ];
+            let response =
+                self.inner
+                    .upstream
+                    .call(&query, headers)
+                    .await
+                    .map_err(|e| match e {
+                        UpstreamError::Timeout(ms) => LookupError(format!(
+                            "the backend did not answer a metadata lookup within {ms} ms"
+                        )),
+                        UpstreamError::Unreachable(m) => {
+                            LookupError(format!("metadata lookup failed: {m}"))
+                        }
+                    })?;
+            if !response.status.is_success() {
+                return Err(LookupError(format!(
+                    "the backend answered a metadata lookup with HTTP {}",
+                    response.status
+                )));
+            }
+            let answer: DescribeAnswer = serde_json::from_slice(&response.body).map_err(|e| {
+                LookupError(format!(
+                    "the backend's metadata answer is not the expected JSON: {e}"
+                ))
+            })?;
+            for group in answer.container_groups {
+                let meta = group.into_meta();
+                // Only ids we asked for: a backend that ignores filters cannot plant others.
+                if chunk.contains(&meta.id) {
+                    out.insert(meta.id.clone(), Arc::new(meta));
+                }
+            }
+        }
+        crate::ops::metrics::metadata_lookup(started.elapsed());
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribeAnswer {
+    container_groups: Vec<GroupItem>,
+}
+
+/// The fields of a `ContainerGroups` item that authorization needs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GroupItem {
+    pub container_group_id: String,
+    pub resource_group_id: String,
+    #[serde(default)]
+    pub tags: Vec<TagItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagItem {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+impl GroupItem {
+    pub fn into_meta(self) -> ContainerGroupMeta {
+        ContainerGroupMeta {
+            id: self.container_group_id,
+            resource_group: self.resource_group_id,
+            tags: Tags::from_pairs(self.tags.into_iter().map(|t| (t.key, t.value))),
+        }
+    }
+}
