@@ -1,7 +1,31 @@
-//! ramgate: a reverse-proxy authorization sidecar for the ECI OpenAPI.
+//! ramgate: a reverse-proxy authorization sidecar for the Alibaba Cloud ECI OpenAPI.
 //!
 //! # Layout
-//! (written as the modules land)
+//!
+//! A request flows through the modules in this order (see [`proxy::handle`]):
+//!
+//! * [`net`] — listeners: bind, accept, connection limit, graceful drain, [`net::Shutdown`].
+//! * [`request`] — both wire dialects parsed once into a [`request::CanonicalRequest`],
+//!   using the action [`catalogue`]; credentials set apart.
+//! * [`identity`] — who is calling: trusted header, AccessKey signature, client certificate.
+//! * [`metadata`] — the cached lookup of container groups' resource group and tags.
+//! * [`decision`] — the pure engine: SPEC §3's rules over a [`snapshot::Snapshot`], giving a
+//!   [`decision::Plan`] (forward, deny, silent empty) with its reason.
+//! * [`upstream`] — the pooled client that forwards exactly the canonical request.
+//! * [`filter`] — list answers checked item by item before they are returned.
+//! * [`response`] — the one place typed errors become Alibaba-shaped HTTP answers.
+//!
+//! Data, separate from where it is enforced:
+//!
+//! * [`policy`] — RAM policy documents: parsed with positions, compiled into matchers.
+//! * [`principals`] — `principals.toml`: account, resource groups, users, roles.
+//! * [`snapshot`] — one validated policy directory, swapped in whole on reload.
+//! * [`config`] — `ramgate.toml`; [`diagnostics`] — file:line:column problems with hints.
+//! * [`model`] — tags and container-group facts shared by engine, cache and backend.
+//!
+//! Around it: [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload,
+//! decision log), [`backend`] (the in-memory ECI service), [`demo`], [`cli`] (`check`,
+//! `explain`).
 
 pub mod backend;
 pub mod catalogue;
