@@ -14,11 +14,12 @@ COPY benches ./benches
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin ramgate \
     && strip target/release/ramgate
 
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM debian:bookworm-slim
+RUN useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin ramgate
 COPY --from=build /src/target/release/ramgate /usr/local/bin/ramgate
 COPY config/ramgate.toml /etc/ramgate/ramgate.toml
 COPY config/policies /etc/ramgate/policies
-USER nonroot:nonroot
+USER 65532:65532
 # 8080: the proxy; 9901: admin (/metrics /healthz /readyz /v1/status)
 EXPOSE 8080 9901
 VOLUME ["/etc/ramgate/policies"]
