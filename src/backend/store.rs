@@ -49,10 +49,7 @@ impl Filter {
             && eq(&self.resource_group, &g.resource_group)
             && eq(&self.name, &g.name)
             && eq(&self.status, &g.status)
-            && self
-                .ids
-                .as_ref()
-                .is_none_or(|ids| ids.iter().any(|id| *id == g.id))
+            && self.ids.as_ref().is_none_or(|ids| ids.contains(&g.id))
             && tags_match(&self.tags, g)
     }
 }

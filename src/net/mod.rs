@@ -7,6 +7,7 @@
 
 mod serve;
 mod shutdown;
+pub mod tls;
 
 pub use serve::{serve, serve_with, Acceptor, ConnInfo, PlainAcceptor, ServeOptions};
 pub use shutdown::Shutdown;

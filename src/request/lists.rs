@@ -43,10 +43,13 @@ fn check_contiguous<T>(entries: &mut [(usize, T)], family: &str) -> Result<(), R
     Ok(())
 }
 
+/// One `Tag.N`'s key and value, as far as given.
+type TagSlot<'a> = (Option<&'a str>, Option<&'a str>);
+
 /// Collects `Tag.N.Key` / `Tag.N.Value` entries one name at a time, then validates them.
 #[derive(Default)]
 pub(super) struct TagsBuilder<'a> {
-    entries: Vec<(usize, (Option<&'a str>, Option<&'a str>))>,
+    entries: Vec<(usize, TagSlot<'a>)>,
 }
 
 impl<'a> TagsBuilder<'a> {

@@ -66,6 +66,7 @@ pub fn parse(
     }
     let raw_query = uri.query().unwrap_or_default().to_owned();
     let query = collect::query_pairs(&raw_query)?;
+    let raw_body = body;
     let body = collect::body_pairs(method, headers, body)?;
     collect::check_names(&query, &body)?;
     let mut credentials = Credentials::from_headers(headers)?;
@@ -117,6 +118,10 @@ pub fn parse(
     params.insert("Version".to_owned(), VERSION.to_owned());
 
     let canonical = canonical::build(spec, params)?;
+    // Only a V3 signature covers the body (by its hash): skip hashing for everyone else.
+    let body_sha256 = credentials
+        .has_v3_signature()
+        .then(|| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw_body)));
     Ok(ParsedRequest {
         canonical,
         credentials,
@@ -124,6 +129,8 @@ pub fn parse(
             query,
             body,
             raw_query,
+            method: method.clone(),
+            body_sha256,
         },
     })
 }

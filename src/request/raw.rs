@@ -2,6 +2,7 @@
 //! what the client sent (credentials included), not ramgate's canonical form.
 
 use super::encoding::rfc3986_encode;
+use http::Method;
 
 /// Decoded query and form pairs in the order received, and the raw query string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -10,6 +11,11 @@ pub struct RawParams {
     pub body: Vec<(String, String)>,
     /// The query string as it arrived, without the `?` (empty when there was none).
     pub raw_query: String,
+    /// The HTTP method: both signature versions sign it.
+    pub method: Method,
+    /// Lowercase hex SHA-256 of the body as received, computed only for requests with a V3
+    /// `Authorization` header (the only ones that sign the body's hash); `None` otherwise.
+    pub body_sha256: Option<String>,
 }
 
 impl RawParams {
@@ -30,7 +36,10 @@ impl RawParams {
     }
 
     /// V3 canonical query string: the query's pairs, each side RFC 3986-encoded, sorted by
-    /// encoded name.
+    /// encoded name. (The Python SDK sorts and writes names unencoded, Java and Go encode
+    /// them; names are visible ASCII here and ECI's are unreserved characters, so the two
+    /// agree on every name an SDK sends.) Form-body pairs are not part of it: V3 covers the
+    /// body through its hash.
     pub fn v3_canonical_query(&self) -> String {
         let mut pairs: Vec<(String, String)> = self
             .query

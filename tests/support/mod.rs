@@ -1,0 +1,378 @@
+//! Helpers for integration tests: run the real `ramgate` binary, find the addresses it
+//! listens on from its `listening <name> <addr>` lines, and talk HTTP to it.
+//!
+//! Test helpers panic with a message on failure: that is how a test fails.
+
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a child may take to announce its listeners.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one HTTP exchange may take before the test fails instead of hanging.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `ramgate <args>`, ready for `.env(..)` / `.current_dir(..)` before [`Ramgate::start`].
+pub fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ramgate"));
+    cmd.args(args);
+    cmd
+}
+
+/// A running `ramgate` child process. Killed on drop.
+pub struct Ramgate {
+    child: Child,
+    addrs: HashMap<String, SocketAddr>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts `ramgate backend --listen 127.0.0.1:0`; returns it and the backend's address.
+pub fn start_backend() -> (Ramgate, SocketAddr) {
+    let child = Ramgate::start(
+        command(&["backend", "--listen", "127.0.0.1:0"]),
+        &["backend"],
+    );
+    let addr = child.addr("backend");
+    (child, addr)
+}
+
+/// A running `ramgate serve` with its temporary configuration.
+pub struct Proxy {
+    pub process: Ramgate,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    /// Holds `ramgate.toml` (and whatever the test puts beside it) alive.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts `ramgate serve` in front of `backend`, with `policy_dir`. `top` is TOML placed
+/// before the tables (e.g. `mode = "dry-run"`); `tables` is appended (e.g. an
+/// `[identity]` or `[metadata]` table; `[listen]`, `[admin]`, `[upstream]`, `[policy]` and
+/// `[log]` are written here).
+pub fn start_proxy(backend: SocketAddr, policy_dir: &std::path::Path, top: &str, tables: &str) -> Proxy {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let config = format!(
+        "account_id = \"1234567890123456\"\n{top}\n\
+         [listen]\naddr = \"127.0.0.1:0\"\n[admin]\naddr = \"127.0.0.1:0\"\n\
+         [upstream]\nurl = \"http://{backend}\"\ntimeout_ms = 5000\n\
+         [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n{tables}\n",
+        policy_dir.display()
+    );
+    let path = dir.path().join("ramgate.toml");
+    std::fs::write(&path, config).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    let process = Ramgate::start(command(&["serve", "--config", &path.to_string_lossy()]), &["proxy", "admin"]);
+    let (addr, admin) = (process.addr("proxy"), process.addr("admin"));
+    Proxy { process, addr, admin, dir }
+}
+
+/// The identity header of a demo-account principal (`root` or a user name).
+pub fn as_user(name: &str) -> String {
+    if name == "root" {
+        "acs:ram::1234567890123456:root".to_owned()
+    } else {
+        format!("acs:ram::1234567890123456:user/{name}")
+    }
+}
+
+impl Ramgate {
+    /// Spawns `cmd` and waits until it has logged `listening <name> <addr>` for every name.
+    pub fn start(mut cmd: Command, names: &[&str]) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        if let Some(pipe) = child.stderr.take() {
+            drain(pipe, "stderr", stderr.clone(), Some(tx));
+        }
+        if let Some(pipe) = child.stdout.take() {
+            drain(pipe, "stdout", stdout.clone(), None);
+        }
+        let mut this = Self {
+            child,
+            addrs: HashMap::new(),
+            stderr,
+            stdout,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !names.iter().all(|n| this.addrs.contains_key(*n)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((name, addr)) => {
+                    this.addrs.insert(name, addr);
+                }
+                Err(_) => panic!(
+                    "ramgate did not announce {names:?} (got {:?}); stderr:\n{}",
+                    this.addrs,
+                    this.stderr_text()
+                ),
+            }
+        }
+        this
+    }
+
+    /// The address announced for `name`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        *self
+            .addrs
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener {name:?} in {:?}", self.addrs))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr_lines().join("\n")
+    }
+
+    /// Waits until a stdout line satisfies `pred`; returns it.
+    pub fn wait_for_stdout(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        wait_for_line(&self.stdout, timeout, pred)
+    }
+
+    /// Waits until a stderr line satisfies `pred`; returns it.
+    pub fn wait_for_stderr(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        wait_for_line(&self.stderr, timeout, pred)
+    }
+
+    /// Sends a signal (e.g. `"TERM"`, `"HUP"`) with the system's `kill` command.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Ramgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `pipe` line by line on a thread until it closes: keeps every line, echoes it (so
+/// a failing test shows the child's log), and reports `listening <name> <addr>` lines.
+fn drain(
+    pipe: impl Read + Send + 'static,
+    label: &'static str,
+    lines: Arc<Mutex<Vec<String>>>,
+    announce: Option<mpsc::Sender<(String, SocketAddr)>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            let line = strip_ansi(&line);
+            eprintln!("[ramgate {label}] {line}");
+            if let (Some(tx), Some(found)) = (&announce, parse_listening(&line)) {
+                let _ = tx.send(found);
+            }
+            if let Ok(mut all) = lines.lock() {
+                all.push(line);
+            }
+        }
+    });
+}
+
+fn wait_for_line(
+    lines: &Mutex<Vec<String>>,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(line) = lines.lock().ok()?.iter().find(|l| pred(l)) {
+            return Some(line.clone());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `... listening <name> <addr> ...` → `(name, addr)`.
+pub fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
+    let (_, rest) = line.split_once("listening ")?;
+    let mut words = rest.split_whitespace();
+    let name = words.next()?;
+    let addr = words.next()?.trim_matches(|c: char| c == '"' || c == ',');
+    Some((name.to_owned(), addr.parse().ok()?))
+}
+
+/// Removes terminal colour sequences (`ESC [ ... m`) a log formatter may add.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---- HTTP ----
+
+/// `a=1&b=2`, RFC 3986-encoded, in the order given.
+pub fn encode(pairs: &[(&str, &str)]) -> String {
+    ramgate::request::encoding::encode_pairs(pairs.iter().copied())
+}
+
+/// Any request; the body comes back raw.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let method = Method::from_bytes(method.as_bytes())
+        .unwrap_or_else(|e| panic!("bad method {method:?}: {e}"));
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path_and_query}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let req = builder
+        .body(Full::new(body.into()))
+        .unwrap_or_else(|e| panic!("cannot build a request for {path_and_query:?}: {e}"));
+    // A client per call: each `#[tokio::test]` has its own runtime, and pooled
+    // connections must not outlive the runtime that drives them.
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let exchange = async {
+        let response = client
+            .request(req)
+            .await
+            .unwrap_or_else(|e| panic!("request to {addr} failed: {e:?}"));
+        let (parts, body) = response.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("reading the answer from {addr} failed: {e}"))
+            .to_bytes();
+        (parts.status, parts.headers, bytes)
+    };
+    tokio::time::timeout(HTTP_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer from {addr} within {HTTP_TIMEOUT:?}"))
+}
+
+/// Like [`request`], the body parsed as JSON (a non-JSON body comes back as a string).
+pub async fn request_json(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> (StatusCode, HeaderMap, Value) {
+    let (status, headers, bytes) = request(addr, method, path_and_query, headers, body).await;
+    (status, headers, to_json(&bytes))
+}
+
+/// The V3 shape: `POST /?<query>` with an empty body.
+pub async fn post_query(
+    addr: SocketAddr,
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Value) {
+    request_json(
+        addr,
+        "POST",
+        &format!("/?{}", encode(query)),
+        headers,
+        Bytes::new(),
+    )
+    .await
+}
+
+/// A V3 call without signature: action in `x-acs-action`, parameters in the query.
+pub async fn v3(
+    addr: SocketAddr,
+    action: &str,
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Value) {
+    let mut all = vec![("x-acs-action", action), ("x-acs-version", "2018-08-08")];
+    all.extend_from_slice(headers);
+    post_query(addr, query, &all).await
+}
+
+/// The RPC shape: `POST /` with the parameters in a form body.
+pub async fn post_form(
+    addr: SocketAddr,
+    form: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Value) {
+    let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    request_json(addr, "POST", "/", &all, encode(form)).await
+}
+
+/// `GET path` answered with JSON.
+pub async fn get_json(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
+    let (status, _, body) = request_json(addr, "GET", path, &[], Bytes::new()).await;
+    (status, body)
+}
+
+fn to_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
