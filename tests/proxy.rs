@@ -289,3 +289,20 @@ async fn dry_run_forwards_what_it_would_deny() {
     let (status, _, _) = post_query(proxy.addr, &[("Action", DESCRIBE), ("Version", "2018-08-08"), ("Limit", "99")], &h(&who("test"))).await;
     assert_eq!(status, 400, "malformed requests are still refused");
 }
+
+#[tokio::test]
+async fn h2_clients_are_served_and_forwarded_as_http1() {
+    use http_body_util::{BodyExt, Full};
+    let (_b, backend, proxy, _p) = setup("");
+    create(backend, "g", "rg-test-a", &[]).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let uri = format!("http://{}/?Action={DESCRIBE}&Version=2018-08-08&RegionId=cn-hangzhou&ResourceGroupId=rg-test-a", proxy.addr);
+    let request = http::Request::post(uri).header("x-ramgate-principal", as_user("test")).body(Full::default()).unwrap();
+    let response = client.request(request).await.expect("h2 request");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["TotalCount"], 1, "{body}");
+}
