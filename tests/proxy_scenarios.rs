@@ -152,7 +152,7 @@ async fn policy_file_rows_keep_the_running_proxy_on_its_last_good_policies() {
         let (status, _, body) = v3(proxy.addr, "DescribeContainerLog", &log, &identity).await;
         assert_eq!(status, 200, "{}: the proxy must keep its last good policies: {body}", case.row);
         let (_, statusdoc) = support::get_json(proxy.admin, "/v1/status").await;
-        let error = statusdoc["last_reload_error"].as_str().unwrap_or_default().to_owned();
+        let error = statusdoc["last_reload_error"].to_string();
         let location = format!("{}:{}:{}", case.file, case.expect.line, case.expect.column);
         assert!(error.contains(&location), "{}: /v1/status should name {location}: {statusdoc}", case.row);
         std::fs::remove_file(policies.path().join(&case.file)).unwrap();

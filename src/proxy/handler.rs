@@ -165,68 +165,60 @@ async fn process(
         facts.group = canonical.resource_group.clone();
     }
 
-    let refusal = match plan {
-        Plan::Forward { filter, .. } => {
+    // In dry-run, requests are forwarded as the caller sent them and answers are not
+    // filtered: the decision is only logged (malformed, unidentified and group-moving
+    // requests are still refused).
+    let (forwarded, filter) = match (plan, original) {
+        (Plan::Forward { .. }, Some(original)) => {
             facts.outcome = Some(Outcome::Allow);
-            return forward(
-                state,
-                auth,
-                peer,
-                &parts.headers,
-                &arn,
-                canonical,
-                filter.as_ref(),
-                request_id,
-            )
-            .await;
+            (original, None)
         }
-        Plan::ResourceGroupImmutable => {
+        (Plan::Forward { filter, .. }, None) => {
+            facts.outcome = Some(Outcome::Allow);
+            (canonical, filter)
+        }
+        (Plan::ResourceGroupImmutable, _) => {
             facts.outcome = Some(Outcome::Deny);
             return Err(ApiError::ResourceGroupImmutable);
         }
-        Plan::SilentEmpty(_) => Refusal::SilentEmpty,
-        Plan::Deny(decision) => Refusal::Error(ApiError::Denied {
-            action: canonical.action.display,
-            principal: denied_principal(&snapshot, identity.principal),
-            reason: decision.reason,
-        }),
-        Plan::ServiceRoleNotAuthorized => Refusal::Error(ApiError::ServiceRoleNotAuthorized {
-            hint: crate::principals::service_role_hint(),
-        }),
-    };
-    if let Some(original) = original {
-        tracing::info!(request_id, action = original.action.name, principal = %arn, reason = %facts.reason, "dry-run: would have denied; forwarding");
-        facts.outcome = Some(Outcome::WouldDeny);
-        return forward(
-            state,
-            auth,
-            peer,
-            &parts.headers,
-            &arn,
-            original,
-            None,
-            request_id,
-        )
-        .await;
-    }
-    match refusal {
-        Refusal::SilentEmpty => {
+        (_, Some(original)) => {
+            tracing::info!(request_id, action = original.action.name, principal = %arn, reason = %facts.reason, "dry-run: would have denied; forwarding");
+            facts.outcome = Some(Outcome::WouldDeny);
+            (original, None)
+        }
+        (Plan::SilentEmpty(_), None) => {
             facts.outcome = Some(Outcome::SilentEmpty);
-            Ok(response::silent_empty(
+            return Ok(response::silent_empty(
                 request_id,
                 list_field(canonical.action.name),
-            ))
+            ));
         }
-        Refusal::Error(e) => {
+        (Plan::Deny(decision), None) => {
             facts.outcome = Some(Outcome::Deny);
-            Err(e)
+            return Err(ApiError::Denied {
+                action: canonical.action.display,
+                principal: denied_principal(&snapshot, identity.principal),
+                reason: decision.reason,
+            });
         }
-    }
-}
-
-enum Refusal {
-    SilentEmpty,
-    Error(ApiError),
+        (Plan::ServiceRoleNotAuthorized, None) => {
+            facts.outcome = Some(Outcome::Deny);
+            return Err(ApiError::ServiceRoleNotAuthorized {
+                hint: crate::principals::service_role_hint(),
+            });
+        }
+    };
+    forward(
+        state,
+        auth,
+        peer,
+        &parts.headers,
+        &arn,
+        forwarded,
+        filter.as_ref(),
+        request_id,
+    )
+    .await
 }
 
 /// The list an action answers with, for its silent empty answer.
