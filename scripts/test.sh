@@ -4,4 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Alibaba Cloud's Python SDKs for the interop test (tests/sdk_interop.rs) and the signature
+# vector recorder, in a git-ignored venv. Reinstalled only when tests/sdk/requirements.txt
+# changes (its copy in the venv is the stamp).
+requirements=tests/sdk/requirements.txt
+if ! cmp -s "$requirements" .venv/requirements.txt 2>/dev/null \
+  || ! .venv/bin/python -c 'import alibabacloud_eci20180808, aliyunsdkcore' 2>/dev/null; then
+  echo "== python SDKs for the interop test (.venv)"
+  python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" .venv/requirements.txt
+fi
+
 cargo test --all-targets --no-fail-fast

@@ -44,7 +44,7 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         }
         ids.push(backend.backend.create(spec));
     }
-    let state = State::new(config).map_err(|e| format!("{e}"))?;
+    let state = State::new(config)?;
     let listener = net::bind("proxy", state.config.listen.addr)
         .await
         .map_err(|e| e.to_string())?;

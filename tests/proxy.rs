@@ -105,7 +105,9 @@ async fn ambiguous_and_unknown_requests_never_reach_the_backend() {
     let root = as_user("root");
     let auth = ("x-ramgate-principal", root.as_str());
     let base = "Version=2018-08-08&RegionId=cn-hangzhou";
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, &str, u16)> = vec![
+    // (what, path and query, extra headers, body, expected status)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str, u16);
+    let cases: Vec<Case> = vec![
         ("a parameter twice", format!("/?Action=DescribeContainerLog&{base}&ContainerGroupId={id}&ContainerGroupId={id}"), vec![], "", 400),
         ("names differing only in case", format!("/?Action={DESCRIBE}&{base}&resourcegroupid=rg-test-a"), vec![], "", 400),
         ("conflicting action header", format!("/?Action=DeleteContainerGroup&{base}&ContainerGroupId={id}"), vec![("x-acs-action", "DescribeContainerLog")], "", 400),

@@ -283,7 +283,7 @@ impl Authorizer<'_> {
         }
         if v.ids
             .as_ref()
-            .is_some_and(|ids| !ids.iter().any(|i| *i == item.id))
+            .is_some_and(|ids| !ids.contains(&item.id))
         {
             return None;
         }

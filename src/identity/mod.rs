@@ -5,6 +5,7 @@
 //! mTLS connection. A request carrying both a signature and the header is refused; so is
 //! the header from any peer not trusted, and an STS token.
 
+pub mod mtls;
 pub mod signature;
 
 use crate::config;

@@ -105,7 +105,12 @@ pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, String> {
 fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{what} {}: cannot read PEM certificates: {e}", path.display()))?;
+        .map_err(|e| {
+            format!(
+                "{what} {}: cannot read PEM certificates: {e}",
+                path.display()
+            )
+        })?;
     if certs.is_empty() {
         return Err(format!(
             "{what} {}: no certificate in the file (expected -----BEGIN CERTIFICATE-----)",

@@ -1,6 +1,11 @@
 //! The admin listener: `/metrics` (Prometheus text, rendered from our own handle),
-//! `/healthz`, `/readyz` (ready while serving, not while draining), `/v1/status` (the
-//! snapshot's generation, load time, content hash, files, and the last reload error).
+//! `/healthz` (the process answers), `/readyz` (ready to take traffic: the first snapshot
+//! is loaded and the listeners are up; not while draining), `/v1/status` (the snapshot's
+//! generation, load time, content hash, files, and the last reload error).
+//!
+//! It outlives the proxy listener on shutdown: while the proxy drains, `/readyz` answers
+//! 503 so that a load balancer stops sending traffic, and `/metrics` still shows the drain;
+//! it stops only once the proxy is done (see [`serve_until`]).
 
 use crate::net::{self, ServeOptions, Shutdown};
 use crate::proxy::State;
@@ -8,44 +13,55 @@ use crate::response::Body;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Buckets from 10 µs to 10 s.
-const BUCKETS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// Installs the process-wide recorder once and spawns its upkeep.
+/// Installs the process-wide recorder (once) and creates every metric at zero. Metrics
+/// recorded before this are lost, so `serve` calls it before loading anything. `None` if
+/// another recorder was installed first (then `/metrics` is empty).
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
-                .ok()?
-                .install_recorder()
-                .ok()?;
-            let upkeep = handle.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(5));
-                loop {
-                    tick.tick().await;
-                    upkeep.run_upkeep();
-                }
-            });
+            let handle = crate::ops::metrics::builder().install_recorder().ok()?;
+            crate::ops::metrics::register();
             Some(handle)
         })
         .as_ref()
 }
 
+/// Serves the admin endpoints until `shutdown`, which is also the start of draining.
 pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, shutdown: Shutdown) {
-    prometheus();
-    let draining = shutdown.clone();
+    serve_until(state, listener, shutdown.clone(), shutdown).await
+}
+
+/// Serves the admin endpoints; `/readyz` turns 503 once `draining` is triggered, and the
+/// listener stops on `stop` (triggered once the proxy has drained).
+pub async fn serve_until(
+    state: Arc<State>,
+    listener: tokio::net::TcpListener,
+    draining: Shutdown,
+    stop: Shutdown,
+) {
+    if let Some(handle) = prometheus() {
+        // The gauges of the snapshot in use, in case it was loaded before the recorder
+        // was installed; then keep the histograms' memory bounded.
+        let snapshot = state.snapshot.load();
+        crate::ops::metrics::snapshot_loaded(snapshot.generation, snapshot.loaded_at);
+        let (handle, stop) = (handle.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => handle.run_upkeep(),
+                    _ = stop.wait() => return,
+                }
+            }
+        });
+    }
     let make = move |_peer| {
         let (state, draining) = (state.clone(), draining.clone());
         hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -56,10 +72,11 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, shutdow
     let opts = ServeOptions {
         name: "admin".into(),
         max_connections: 256,
+        header_read_timeout: Some(Duration::from_secs(5)),
         grace: Duration::from_secs(1),
         ..ServeOptions::default()
     };
-    net::serve(listener, make, opts, shutdown).await;
+    net::serve(listener, make, opts, stop).await;
 }
 
 fn route(state: &State, draining: &Shutdown, path: &str) -> Response<Body> {
@@ -67,36 +84,43 @@ fn route(state: &State, draining: &Shutdown, path: &str) -> Response<Body> {
         "/metrics" => text(
             StatusCode::OK,
             prometheus().map(|h| h.render()).unwrap_or_default(),
-            "text/plain; version=0.0.4",
+            "text/plain; version=0.0.4; charset=utf-8",
         ),
         "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
+        // State exists only once the first snapshot loaded, and the admin listener is
+        // started after the proxy listener is bound: answering at all means both hold.
         "/readyz" if draining.is_triggered() => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "draining\n".into(),
             "text/plain",
         ),
         "/readyz" => text(StatusCode::OK, "ready\n".into(), "text/plain"),
-        "/v1/status" => {
-            let snapshot = state.snapshot.load();
-            let loaded_at = time::OffsetDateTime::from(snapshot.loaded_at)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            let body = json!({
-                "generation": snapshot.generation,
-                "loaded_at": loaded_at,
-                "content_hash": format!("{:016x}", snapshot.content_hash),
-                "files": snapshot.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
-                "mode": if state.dry_run() { "dry-run" } else { "enforce" },
-                "last_reload_error": crate::ops::reload::last_error(state),
-            });
-            text(StatusCode::OK, body.to_string(), "application/json")
-        }
+        "/v1/status" => text(
+            StatusCode::OK,
+            status(state, draining).to_string(),
+            "application/json",
+        ),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /metrics /healthz /readyz /v1/status\n".into(),
             "text/plain",
         ),
     }
+}
+
+/// The `/v1/status` document.
+pub fn status(state: &State, draining: &Shutdown) -> serde_json::Value {
+    let snapshot = state.snapshot.load();
+    json!({
+        "generation": snapshot.generation,
+        "loaded_at": crate::ops::reload::rfc3339(snapshot.loaded_at),
+        "content_hash": format!("{:016x}", snapshot.content_hash),
+        "files": snapshot.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        "mode": if state.dry_run() { "dry-run" } else { "enforce" },
+        "draining": draining.is_triggered(),
+        "last_reload": state.reload.last_attempt(),
+        "last_reload_error": state.reload.last_error(),
+    })
 }
 
 fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {

@@ -1,29 +1,145 @@
 //! The Prometheus metrics of SPEC §7, recorded through the `metrics` facade. Label values
-//! are bounded: actions come from the catalogue (else `other`), decisions from a fixed set;
-//! never an id, a principal or a tag.
+//! are bounded: actions come from the catalogue (else `other`), decisions, cache results
+//! and reload results from fixed sets; never an id, a principal or a tag.
+//!
+//! [`NAMES`] lists every metric ramgate exports; [`register`] creates each of them (at zero)
+//! as soon as the recorder is installed, so that a dashboard or an alert finds every series
+//! from the first scrape instead of "no data" until the first event (a TLS handshake failure
+//! or a failed reload may never happen). A unit test checks the list against what the
+//! exporter really renders, and an integration test checks the Grafana dashboard against
+//! the list.
 
-use metrics::{counter, gauge, histogram};
-use std::time::Duration;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use std::time::{Duration, SystemTime};
+
+pub const REQUESTS: &str = "ramgate_requests_total";
+pub const REQUEST_DURATION: &str = "ramgate_request_duration_seconds";
+pub const DECISION_DURATION: &str = "ramgate_decision_duration_seconds";
+pub const UPSTREAM_DURATION: &str = "ramgate_upstream_duration_seconds";
+pub const METADATA_LOOKUP_DURATION: &str = "ramgate_metadata_lookup_duration_seconds";
+pub const METADATA_CACHE: &str = "ramgate_metadata_cache_requests_total";
+pub const METADATA_LOOKUP_ERRORS: &str = "ramgate_metadata_lookup_errors_total";
+pub const RELOADS: &str = "ramgate_policy_reloads_total";
+pub const GENERATION: &str = "ramgate_policy_generation";
+pub const LAST_RELOAD_SUCCESS: &str = "ramgate_policy_last_reload_success_timestamp_seconds";
+pub const INFLIGHT: &str = "ramgate_inflight_requests";
+pub const TLS_HANDSHAKE_FAILURES: &str = "ramgate_tls_handshake_failures_total";
+
+/// Every metric ramgate exports, by the name it has on `/metrics` (histograms by their base
+/// name, without `_bucket`, `_sum`, `_count`).
+pub const NAMES: &[&str] = &[
+    REQUESTS,
+    REQUEST_DURATION,
+    DECISION_DURATION,
+    UPSTREAM_DURATION,
+    METADATA_LOOKUP_DURATION,
+    METADATA_CACHE,
+    METADATA_LOOKUP_ERRORS,
+    RELOADS,
+    GENERATION,
+    LAST_RELOAD_SUCCESS,
+    INFLIGHT,
+    TLS_HANDSHAKE_FAILURES,
+];
+
+/// The `decision` label values of [`REQUESTS`].
+pub const DECISIONS: &[&str] = &["allow", "deny", "silent_empty", "would_deny", "error"];
+
+/// Histogram buckets from 10 µs to 10 s (SPEC §7): fast decisions and slow backends are
+/// both resolved.
+pub const BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The exporter as ramgate configures it: every `*_seconds` histogram gets [`BUCKETS`].
+/// The matcher cannot fail on a non-empty bucket list; should it ever, the default
+/// (summary) rendering is better than no metrics at all.
+pub fn builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+        .unwrap_or_else(|_| PrometheusBuilder::new())
+}
+
+/// Describes every metric and creates each series whose labels are known in advance, at
+/// zero. Call once the recorder is installed (metrics recorded before are lost).
+pub fn register() {
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by ECI action (else other) and decision"
+    );
+    describe_histogram!(REQUEST_DURATION, "Time from request start to answer");
+    describe_histogram!(DECISION_DURATION, "Time spent in the policy decision");
+    describe_histogram!(UPSTREAM_DURATION, "Time waiting for the backend");
+    describe_histogram!(
+        METADATA_LOOKUP_DURATION,
+        "Time of metadata lookups sent to the backend"
+    );
+    describe_counter!(
+        METADATA_CACHE,
+        "Container-group metadata cache look-ups, by result (hit, miss, negative_hit)"
+    );
+    describe_counter!(
+        METADATA_LOOKUP_ERRORS,
+        "Metadata lookups that failed (the request failed closed with 503)"
+    );
+    describe_counter!(
+        RELOADS,
+        "Policy reload attempts, by result (success, error)"
+    );
+    describe_gauge!(GENERATION, "Generation of the policy snapshot in use");
+    describe_gauge!(
+        LAST_RELOAD_SUCCESS,
+        "Unix time of the last successful policy load"
+    );
+    describe_gauge!(INFLIGHT, "Requests being served by the proxy");
+    describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed");
+
+    for h in [
+        REQUEST_DURATION,
+        DECISION_DURATION,
+        UPSTREAM_DURATION,
+        METADATA_LOOKUP_DURATION,
+    ] {
+        let _ = histogram!(h);
+    }
+    for result in ["hit", "miss", "negative_hit"] {
+        counter!(METADATA_CACHE, "result" => result).increment(0);
+    }
+    for result in ["success", "error"] {
+        counter!(RELOADS, "result" => result).increment(0);
+    }
+    counter!(METADATA_LOOKUP_ERRORS).increment(0);
+    counter!(TLS_HANDSHAKE_FAILURES).increment(0);
+    // Adding zero creates a gauge without overwriting a value already set.
+    for g in [INFLIGHT, GENERATION, LAST_RELOAD_SUCCESS] {
+        gauge!(g).increment(0.0);
+    }
+    // The action label has one value per catalogue entry: only series that happen are
+    // created, but the family is announced with the commonest one.
+    counter!(REQUESTS, "action" => "other", "decision" => "error").increment(0);
+}
 
 pub fn request(action: &'static str, decision: &'static str, elapsed: Duration) {
-    counter!("ramgate_requests_total", "action" => action, "decision" => decision).increment(1);
-    histogram!("ramgate_request_duration_seconds").record(elapsed.as_secs_f64());
+    counter!(REQUESTS, "action" => action, "decision" => decision).increment(1);
+    histogram!(REQUEST_DURATION).record(elapsed.as_secs_f64());
 }
 
 pub fn decision(elapsed: Duration) {
-    histogram!("ramgate_decision_duration_seconds").record(elapsed.as_secs_f64());
+    histogram!(DECISION_DURATION).record(elapsed.as_secs_f64());
 }
 
 pub fn upstream(elapsed: Duration) {
-    histogram!("ramgate_upstream_duration_seconds").record(elapsed.as_secs_f64());
+    histogram!(UPSTREAM_DURATION).record(elapsed.as_secs_f64());
 }
 
 pub fn metadata_lookup(elapsed: Duration) {
-    histogram!("ramgate_metadata_lookup_duration_seconds").record(elapsed.as_secs_f64());
+    histogram!(METADATA_LOOKUP_DURATION).record(elapsed.as_secs_f64());
 }
 
 pub fn metadata_lookup_failed() {
-    counter!("ramgate_metadata_lookup_errors_total").increment(1);
+    counter!(METADATA_LOOKUP_ERRORS).increment(1);
 }
 
 pub fn cache(hits: u32, negative_hits: u32, misses: u32) {
@@ -33,28 +149,115 @@ pub fn cache(hits: u32, negative_hits: u32, misses: u32) {
         ("miss", misses),
     ] {
         if n > 0 {
-            counter!("ramgate_metadata_cache_requests_total", "result" => result)
-                .increment(u64::from(n));
+            counter!(METADATA_CACHE, "result" => result).increment(u64::from(n));
         }
     }
 }
 
 pub fn inflight(delta: f64) {
-    gauge!("ramgate_inflight_requests").increment(delta);
+    gauge!(INFLIGHT).increment(delta);
 }
 
+/// A reload attempt: counted by result; a success also sets the generation in use and the
+/// time of the last successful load.
 pub fn reload(success: bool, generation: u64) {
     let result = if success { "success" } else { "error" };
-    counter!("ramgate_policy_reloads_total", "result" => result).increment(1);
+    counter!(RELOADS, "result" => result).increment(1);
     if success {
-        gauge!("ramgate_policy_generation").set(generation as f64);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        gauge!("ramgate_policy_last_reload_success_timestamp_seconds").set(now.as_secs_f64());
+        snapshot_loaded(generation, SystemTime::now());
     }
 }
 
+/// A snapshot is in use (the first one at start-up, which is not a reload, or a reloaded
+/// one): its generation and when it was loaded.
+pub fn snapshot_loaded(generation: u64, loaded_at: SystemTime) {
+    gauge!(GENERATION).set(generation as f64);
+    let unix = loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    gauge!(LAST_RELOAD_SUCCESS).set(unix.as_secs_f64());
+}
+
 pub fn tls_handshake_failed() {
-    counter!("ramgate_tls_handshake_failures_total").increment(1);
+    counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+}
+
+/// The metric names in a Prometheus text exposition (histogram series under their base
+/// name), for the checks that the list above and the dashboard agree with what is served.
+pub fn rendered_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(|name| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name)
+                .to_owned()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the exporter renders after [`register`] alone, through a local recorder (the
+    /// global one belongs to the process).
+    fn rendered_after_register() -> String {
+        let recorder = builder().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, register);
+        handle.render()
+    }
+
+    #[test]
+    fn every_listed_metric_is_exported_from_the_start_and_nothing_else() {
+        let text = rendered_after_register();
+        let names = rendered_names(&text);
+        let listed: std::collections::BTreeSet<String> =
+            NAMES.iter().map(|n| (*n).to_owned()).collect();
+        assert_eq!(names, listed, "rendered:\n{text}");
+        assert!(NAMES.iter().all(|n| n.starts_with("ramgate_")));
+    }
+
+    #[test]
+    fn histograms_have_buckets_from_10us_to_10s() {
+        let text = rendered_after_register();
+        for h in [
+            REQUEST_DURATION,
+            DECISION_DURATION,
+            UPSTREAM_DURATION,
+            METADATA_LOOKUP_DURATION,
+        ] {
+            let les: Vec<f64> = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{h}_bucket{{")))
+                .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()?.parse().ok())
+                .collect();
+            assert_eq!(les.first(), Some(&0.00001), "{h}: {les:?}");
+            assert_eq!(les.iter().rev().nth(1), Some(&10.0), "{h}: {les:?}");
+            assert!(les.last().is_some_and(|l| l.is_infinite()), "{h}: {les:?}");
+        }
+    }
+
+    #[test]
+    fn labelled_series_exist_at_zero_before_any_event() {
+        let text = rendered_after_register();
+        for series in [
+            "ramgate_policy_reloads_total{result=\"success\"} 0",
+            "ramgate_policy_reloads_total{result=\"error\"} 0",
+            "ramgate_metadata_cache_requests_total{result=\"negative_hit\"} 0",
+            "ramgate_tls_handshake_failures_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn rendered_names_strip_histogram_suffixes() {
+        let text = "# HELP x_seconds t\nx_seconds_bucket{le=\"1\"} 0\nx_seconds_sum 0\nx_seconds_count 0\ny_total{a=\"b\"} 1\nz 2\n";
+        let names: Vec<String> = rendered_names(text).into_iter().collect();
+        assert_eq!(names, ["x_seconds", "y_total", "z"]);
+    }
 }

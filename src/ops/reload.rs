@@ -1,105 +1,462 @@
-//! Hot reload: `SIGHUP` and a periodic content-hash check reload the whole policy
-//! directory into a new snapshot, validated, then swapped in with one `arc-swap` store, so
-//! each request sees exactly one snapshot. A failed reload changes nothing, logs every
-//! problem with file, line and column, and is kept for `/v1/status`.
+//! Hot reload: a change in the policy directory (seen by the [`watch`](super::watch)er,
+//! debounced), a periodic content check (the backstop for events a watch can miss: a
+//! directory replaced whole, a link re-pointed outside it, a full inotify queue) and
+//! `SIGHUP` all reload the whole directory into a new snapshot, validated, then swapped in
+//! with one `arc-swap` store, so each request sees exactly one snapshot. A failed reload
+//! changes nothing, logs every problem with file, line and column, is counted, and is kept
+//! in [`ReloadState`] for `/v1/status` until a later load succeeds.
+//!
+//! Every trigger funnels into [`reload_now`], which reads the directory and compares it
+//! with what the last attempt read: the watcher, the periodic check and a burst of events
+//! may all notice one change, but it is loaded, logged and counted once. `SIGHUP` always
+//! reloads (and is always counted): it is an operator asking.
 
+use crate::diagnostics::{Diagnostic, Diagnostics, Position};
 use crate::net::Shutdown;
 use crate::proxy::State;
 use crate::snapshot::{list_files, Snapshot};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use serde::Serialize;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
 
-static LAST_ERROR: Mutex<Option<String>> = Mutex::new(None);
+/// How often the directory's contents are compared with the last load's, whatever the
+/// watcher says.
+pub const POLL: Duration = Duration::from_millis(500);
 
-/// The last failed reload's problems, if the latest attempt failed.
-pub fn last_error(_state: &State) -> Option<String> {
-    LAST_ERROR.lock().ok().and_then(|e| e.clone())
+/// What set off a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A file-system event in the policy directory.
+    Watch,
+    /// The periodic content check.
+    Poll,
+    /// `SIGHUP`.
+    Signal,
 }
 
-/// Reloads now. Returns whether a new snapshot was swapped in.
-pub fn reload(state: &State) -> bool {
-    let current = state.snapshot.load();
-    match Snapshot::load(&state.config.policy.dir, state.config.account()) {
+/// How a reload went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new snapshot, of this generation, is in use.
+    Swapped(u64),
+    /// The directory holds what is already in use (or what the last attempt found).
+    Unchanged,
+    /// The directory is invalid; the snapshot in use stays.
+    Failed,
+}
+
+/// One problem of a failed reload, for `/v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// The last failed reload: when, why it ran, and every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadError {
+    pub at: String,
+    pub trigger: Trigger,
+    /// Every problem as `ramgate check` prints it (`<file>:<line>:<column>: error: ...`).
+    pub message: String,
+    pub problems: Vec<Problem>,
+}
+
+/// The last reload attempt that did something (swapped, failed, or was asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    #[serde(serialize_with = "rfc3339_ser")]
+    pub at: SystemTime,
+    pub trigger: Trigger,
+    pub outcome: Outcome,
+}
+
+/// Reload bookkeeping, kept in [`State`]. Requests never touch it: they read the snapshot
+/// only.
+#[derive(Debug, Default)]
+pub struct ReloadState {
+    /// Held for a whole reload, so that two triggers never load at once (which could
+    /// number two snapshots alike, or swap an older reading in after a newer one). Holds
+    /// a fingerprint of what the last attempt read.
+    serial: Mutex<Option<u64>>,
+    /// What `/v1/status` shows; locked only briefly.
+    status: Mutex<Status>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Status {
+    last_error: Option<ReloadError>,
+    last_attempt: Option<Attempt>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing is left half-updated under these locks: a panic elsewhere must not stop
+    // reloads or the status page.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ReloadState {
+    /// The last failed reload, unless a load succeeded since.
+    pub fn last_error(&self) -> Option<ReloadError> {
+        lock(&self.status).last_error.clone()
+    }
+
+    /// The last reload attempt that swapped, failed, or was asked for by `SIGHUP`.
+    pub fn last_attempt(&self) -> Option<Attempt> {
+        lock(&self.status).last_attempt
+    }
+}
+
+/// Reloads now, unless (for any trigger but `SIGHUP`) the directory reads exactly as the
+/// last attempt found it. Blocking: file reads and policy compilation.
+pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
+    let dir = &state.config.policy.dir;
+    let mut last_read = lock(&state.reload.serial);
+    let read = read_dir(dir);
+    let fingerprint = fingerprint(&read);
+    let forced = trigger == Trigger::Signal;
+    if !forced && *last_read == Some(fingerprint) {
+        return Outcome::Unchanged;
+    }
+    *last_read = Some(fingerprint);
+
+    let current = state.snapshot.load_full();
+    let built = read.and_then(|sources| Snapshot::build(dir, state.config.account(), sources));
+    let outcome = match built {
         Ok(mut next) => {
+            let had_error = lock(&state.reload.status).last_error.take().is_some();
             if next.content_hash == current.content_hash && next.files == current.files {
-                return false;
+                // Nothing to swap. Counted only when asked for, or when it ends an error
+                // (the directory was broken and is back as it was): both are reloads an
+                // operator wants to see succeed.
+                if !(forced || had_error) {
+                    return Outcome::Unchanged;
+                }
+                crate::ops::metrics::reload(true, current.generation);
+                tracing::info!(
+                    generation = current.generation,
+                    ?trigger,
+                    "policy directory valid and unchanged"
+                );
+                Outcome::Unchanged
+            } else {
+                for warning in &next.warnings {
+                    tracing::warn!("{warning}");
+                }
+                next.generation = current.generation + 1;
+                let generation = next.generation;
+                let files = next.files.len();
+                state.snapshot.store(Arc::new(next));
+                crate::ops::metrics::reload(true, generation);
+                tracing::info!(generation, files, ?trigger, "policy snapshot reloaded");
+                Outcome::Swapped(generation)
             }
-            next.generation = current.generation + 1;
-            let generation = next.generation;
-            state.snapshot.store(Arc::new(next));
-            if let Ok(mut e) = LAST_ERROR.lock() {
-                *e = None;
-            }
-            crate::ops::metrics::reload(true, generation);
-            tracing::info!(generation, "policy snapshot reloaded");
-            true
         }
         Err(problems) => {
             for p in &problems.0 {
-                tracing::error!("policy reload failed: {p}");
+                tracing::error!("policy reload failed; the policies in force stay: {p}");
             }
-            if let Ok(mut e) = LAST_ERROR.lock() {
-                *e = Some(problems.to_string());
-            }
+            let error = ReloadError {
+                at: rfc3339(SystemTime::now()),
+                trigger,
+                message: problems.to_string(),
+                problems: problems.0.iter().map(problem).collect(),
+            };
+            lock(&state.reload.status).last_error = Some(error);
             crate::ops::metrics::reload(false, current.generation);
-            false
+            Outcome::Failed
         }
+    };
+    lock(&state.reload.status).last_attempt = Some(Attempt {
+        at: SystemTime::now(),
+        trigger,
+        outcome,
+    });
+    outcome
+}
+
+/// Every file the snapshot would be built from, read once: what is fingerprinted is
+/// exactly what is compiled.
+fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>, Diagnostics> {
+    let paths = list_files(dir).map_err(|e| {
+        Diagnostics(vec![Diagnostic::error(
+            dir,
+            Position::default(),
+            format!("cannot read the policy directory: {e}"),
+        )
+        .with_hint("check that [policy] dir points at a readable directory")])
+    })?;
+    let mut sources = Vec::with_capacity(paths.len());
+    let mut problems = Vec::new();
+    for path in paths {
+        match std::fs::read_to_string(&path) {
+            Ok(source) => sources.push((path, source)),
+            Err(e) => problems.push(Diagnostic::error(
+                &path,
+                Position::default(),
+                format!("cannot read the file: {e}"),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(sources)
+    } else {
+        Err(Diagnostics(problems))
     }
 }
 
-/// Spawns the reload triggers: SIGHUP, and a hash check every second (which also catches
-/// a ConfigMap's `..data` symlink swap).
-pub fn spawn(state: Arc<State>, shutdown: Shutdown) {
-    let polled = state.clone();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut last_seen = fingerprint(&polled);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait() => return,
-            }
-            let now = fingerprint(&polled);
-            if now != last_seen {
-                last_seen = now;
-                let state = polled.clone();
-                let _ = tokio::task::spawn_blocking(move || reload(&state)).await;
-            }
-        }
-    });
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {}
-                _ = shutdown.wait() => return,
-            }
-            tracing::info!("SIGHUP: reloading policies");
-            let state = state.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Ok(mut e) = LAST_ERROR.lock() {
-                    *e = None;
-                }
-                reload(&state)
-            })
-            .await;
-        }
-    });
-}
-
-/// What the files are now: names and contents, hashed.
-fn fingerprint(state: &State) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let files = list_files(&state.config.policy.dir).ok()?;
+/// A hash of the names and contents read, or of the reading's failure: a directory that
+/// stays unreadable in the same way is reported once, not on every check.
+fn fingerprint(read: &Result<Vec<(PathBuf, String)>, Diagnostics>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files {
-        f.hash(&mut h);
-        std::fs::read(&f).ok()?.hash(&mut h);
+    match read {
+        Ok(sources) => {
+            0u8.hash(&mut h);
+            sources.hash(&mut h);
+        }
+        Err(problems) => {
+            1u8.hash(&mut h);
+            problems.to_string().hash(&mut h);
+        }
     }
-    Some(h.finish())
+    h.finish()
+}
+
+fn problem(d: &Diagnostic) -> Problem {
+    Problem {
+        file: d.file.display().to_string(),
+        line: d.position.line,
+        column: d.position.column,
+        message: d.message.clone(),
+        hint: d.hint.clone(),
+    }
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn rfc3339_ser<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+/// Starts the reload triggers until `shutdown`: the directory watch (debounced), the
+/// periodic check, and `SIGHUP`. The watch and the signal handler are in place when this
+/// returns, so a change or a `SIGHUP` right after start-up is not missed (an unhandled
+/// `SIGHUP` would end the process). Must be called inside a tokio runtime.
+pub fn spawn(state: Arc<State>, shutdown: Shutdown) {
+    let dir = state.config.policy.dir.clone();
+    let kick = Arc::new(Notify::new());
+    let mut watcher = crate::ops::watch::watch(&dir, kick.clone());
+    let mut hangup = Hangup::new();
+    tokio::spawn(async move {
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let trigger = tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = kick.notified() => {
+                    crate::ops::watch::debounce(&kick).await;
+                    Trigger::Watch
+                }
+                _ = poll.tick() => Trigger::Poll,
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the policy directory");
+                    Trigger::Signal
+                }
+            };
+            let reloading = state.clone();
+            let outcome = tokio::task::spawn_blocking(move || reload_now(&reloading, trigger))
+                .await
+                .unwrap_or(Outcome::Failed);
+            if trigger == Trigger::Poll && outcome != Outcome::Unchanged {
+                // The watch missed this change: the directory may have been replaced (the
+                // watch then follows a deleted inode). Watch it afresh.
+                tracing::debug!("the periodic check found a change first; watching afresh");
+                drop(watcher.take());
+                watcher = crate::ops::watch::watch(&dir, kick.clone());
+            }
+        }
+    });
+}
+
+/// `SIGHUP`, where there is such a thing.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signal = signal(SignalKind::hangup())
+                .map_err(|e| tracing::warn!("cannot handle SIGHUP ({e}); reload by changing files"))
+                .ok();
+            Self { signal }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves on each `SIGHUP`; never, where there is none.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const PRINCIPALS: &str = r#"
+[account]
+guardrails = []
+
+[[resource_groups]]
+id = "rg-default"
+name = "default"
+default = true
+
+[[users]]
+name = "liumi"
+attach = [{ policy = "tagged" }]
+
+[[roles]]
+name = "AliyunECIContainerGroupRole"
+attach = [{ policy = "AliyunECIContainerGroupRolePolicy" }]
+"#;
+
+    fn policy(env: &str) -> String {
+        format!(
+            r#"{{"Version":"1","Statement":[{{"Action":"eci:*","Resource":"*","Effect":"Allow",
+ "Condition":{{"StringEquals":{{"eci:tag/env":"{env}"}}}}}}]}}"#
+        )
+    }
+
+    /// A state over a fresh policy directory (no upstream is ever called).
+    fn state(tmp: &Path) -> Arc<State> {
+        let dir = tmp.join("policies");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("principals.toml"), PRINCIPALS).unwrap();
+        std::fs::write(dir.join("tagged.json"), policy("test")).unwrap();
+        let path = tmp.join("ramgate.toml");
+        let toml = format!(
+            "account_id = \"1234567890123456\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n\
+             [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n",
+            dir.display()
+        );
+        std::fs::write(&path, toml).unwrap();
+        State::new(Config::load(&path).unwrap()).unwrap()
+    }
+
+    fn write(state: &State, name: &str, content: &str) {
+        std::fs::write(state.config.policy.dir.join(name), content).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_change_is_swapped_in_once_with_the_next_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = state(tmp.path());
+        assert_eq!(state.snapshot.load().generation, 1);
+        // The first look finds what is in use.
+        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
+        write(&state, "tagged.json", &policy("prod"));
+        assert_eq!(reload_now(&state, Trigger::Watch), Outcome::Swapped(2));
+        // The periodic check then sees the same change: nothing more happens.
+        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
+        assert_eq!(state.snapshot.load().generation, 2);
+        assert!(state.reload.last_error().is_none());
+        assert_eq!(
+            state.reload.last_attempt().map(|a| a.outcome),
+            Some(Outcome::Swapped(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_directory_changes_nothing_and_is_reported_with_its_position() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = state(tmp.path());
+        let before = state.snapshot.load_full();
+        write(
+            &state,
+            "tagged.json",
+            "{\"Version\":\"1\",\n \"Statement\":[{\"Effect\":\"Allow\"]}\n",
+        );
+        assert_eq!(reload_now(&state, Trigger::Watch), Outcome::Failed);
+        assert!(Arc::ptr_eq(&before, &state.snapshot.load_full()));
+        let error = state.reload.last_error().expect("the error is kept");
+        assert_eq!(error.trigger, Trigger::Watch);
+        let p = &error.problems[0];
+        assert!(p.file.ends_with("tagged.json"), "{p:?}");
+        assert_eq!(p.line, 2, "{p:?}");
+        assert!(p.column > 1, "{p:?}");
+        assert!(
+            error.message.contains("tagged.json:2:"),
+            "{}",
+            error.message
+        );
+
+        // Seen again by another trigger: not reloaded (nor logged, nor counted) again.
+        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
+        // SIGHUP always reloads.
+        assert_eq!(reload_now(&state, Trigger::Signal), Outcome::Failed);
+        assert_eq!(
+            state.reload.last_error().map(|e| e.trigger),
+            Some(Trigger::Signal)
+        );
+
+        // Put back as it was: valid again, nothing to swap, and the error is over.
+        write(&state, "tagged.json", &policy("test"));
+        assert_eq!(reload_now(&state, Trigger::Watch), Outcome::Unchanged);
+        assert!(state.reload.last_error().is_none());
+        assert_eq!(state.snapshot.load().generation, 1);
+    }
+
+    #[tokio::test]
+    async fn sighup_on_an_unchanged_directory_keeps_the_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = state(tmp.path());
+        assert_eq!(reload_now(&state, Trigger::Signal), Outcome::Unchanged);
+        assert_eq!(reload_now(&state, Trigger::Signal), Outcome::Unchanged);
+        assert_eq!(state.snapshot.load().generation, 1);
+        assert_eq!(
+            state.reload.last_attempt().map(|a| a.trigger),
+            Some(Trigger::Signal)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_directory_is_an_error_reported_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = state(tmp.path());
+        std::fs::rename(&state.config.policy.dir, tmp.path().join("gone")).unwrap();
+        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Failed);
+        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
+        let error = state.reload.last_error().unwrap();
+        assert!(
+            error.message.contains("cannot read the policy directory"),
+            "{}",
+            error.message
+        );
+        assert_eq!(state.snapshot.load().generation, 1);
+    }
 }

@@ -10,8 +10,10 @@ pub use handler::handle;
 
 use crate::config::{Config, Mode};
 use crate::identity::signature::NonceCache;
+use crate::identity::Peer;
 use crate::metadata::MetadataClient;
-use crate::net::{self, ServeOptions, Shutdown};
+use crate::net::tls::{TlsAcceptor, TlsMeta};
+use crate::net::{self, ConnInfo, PlainAcceptor, ServeOptions, Shutdown};
 use crate::ops::decision_log::DecisionLog;
 use crate::snapshot::Snapshot;
 use crate::upstream::Upstream;
@@ -27,6 +29,8 @@ pub struct State {
     pub upstream: Upstream,
     pub nonces: NonceCache,
     pub decision_log: DecisionLog,
+    /// Reload bookkeeping: the last error for `/v1/status`, and what the last reload read.
+    pub reload: crate::ops::reload::ReloadState,
 }
 
 impl State {
@@ -38,7 +42,8 @@ impl State {
             tracing::warn!("{warning}");
         }
         snapshot.generation = 1;
-        crate::ops::metrics::reload(true, 1);
+        // The first load is not a reload: it sets the gauges but is not counted.
+        crate::ops::metrics::snapshot_loaded(1, snapshot.loaded_at);
         let upstream = Upstream::new(&config.upstream.url, config.upstream.timeout_ms)?;
         let metadata = MetadataClient::new(
             upstream.clone(),
@@ -54,6 +59,7 @@ impl State {
             upstream,
             nonces,
             decision_log,
+            reload: Default::default(),
             config,
         }))
     }
@@ -63,7 +69,15 @@ impl State {
     }
 }
 
-/// Serves the proxy listener until `shutdown`; returns once drained.
+/// Serves the proxy listener until `shutdown`; returns once drained. With `[listen.tls]`
+/// the listener speaks HTTPS (mTLS with `client_ca`), and each connection's [`Peer`] says
+/// so and carries the verified client certificate's identity.
+///
+/// A `[listen.tls]` whose files cannot be used ends the process with status 1 before any
+/// connection is served: falling back to plain HTTP, or serving nothing while looking
+/// healthy, would both be worse.
+///
+/// [`Peer`]: crate::identity::Peer
 pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, shutdown: Shutdown) {
     let listen = &state.config.listen;
     let opts = ServeOptions {
@@ -73,40 +87,80 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, shutdow
         grace: Duration::from_millis(state.config.shutdown.grace_ms),
         ..ServeOptions::default()
     };
-    let make = move |peer| {
+    let tls = match &listen.tls {
+        None => None,
+        Some(settings) => match TlsAcceptor::from_config(settings) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                tracing::error!("cannot start the proxy listener: {e}");
+                shutdown.trigger();
+                std::process::exit(1);
+            }
+        },
+    };
+    let connect = move |peer: Peer| {
         let state = state.clone();
-        let peer = crate::identity::Peer {
-            addr: peer,
-            secure: false,
-            client_id: None,
-        };
         hyper::service::service_fn(move |req| {
             let (state, peer) = (state.clone(), peer.clone());
             async move { Ok::<_, std::convert::Infallible>(handle(state, peer, req).await) }
         })
     };
-    net::serve(listener, make, opts, shutdown).await;
+    match tls {
+        None => {
+            let make = move |conn: ConnInfo| {
+                connect(Peer {
+                    addr: conn.peer,
+                    secure: false,
+                    client_id: None,
+                })
+            };
+            net::serve_with(listener, PlainAcceptor, make, opts, shutdown).await;
+        }
+        Some(acceptor) => {
+            let make = move |conn: ConnInfo<TlsMeta>| {
+                connect(Peer {
+                    addr: conn.peer,
+                    secure: true,
+                    client_id: conn.meta.client_id,
+                })
+            };
+            net::serve_with(listener, acceptor, make, opts, shutdown).await;
+        }
+    }
 }
 
 /// `ramgate serve --config FILE`.
+///
+/// Shutdown (SIGTERM, SIGINT) runs in this order: `/readyz` turns 503 and the proxy
+/// listener closes at once; in-flight requests finish, for at most `[shutdown] grace_ms`;
+/// only then does the admin listener stop (so probes and scrapes see the drain), the
+/// decision log is flushed, and `run` returns (exit 0).
 pub async fn run(config: Config) -> Result<(), String> {
-    let shutdown = Shutdown::new();
-    shutdown.trigger_on_signals();
+    // First: metrics recorded before the recorder exists are lost.
+    crate::ops::admin::prometheus();
+    let draining = Shutdown::new();
+    draining.trigger_on_signals();
     let state = State::new(config)?;
+    // Before the listeners announce themselves, so that a policy change or a SIGHUP right
+    // after start-up is not missed (an unhandled SIGHUP would end the process).
+    crate::ops::reload::spawn(state.clone(), draining.clone());
     let listener = net::bind("proxy", state.config.listen.addr)
         .await
         .map_err(|e| e.to_string())?;
     let admin = net::bind("admin", state.config.admin.addr)
         .await
         .map_err(|e| e.to_string())?;
-    crate::ops::reload::spawn(state.clone(), shutdown.clone());
-    let admin_task = tokio::spawn(crate::ops::admin::serve(
+    let admin_stop = Shutdown::new();
+    let admin_task = tokio::spawn(crate::ops::admin::serve_until(
         state.clone(),
         admin,
-        shutdown.clone(),
+        draining.clone(),
+        admin_stop.clone(),
     ));
-    serve(state.clone(), listener, shutdown.clone()).await;
+    serve(state.clone(), listener, draining.clone()).await;
+    admin_stop.trigger();
     let _ = admin_task.await;
     state.decision_log.flush().await;
+    tracing::info!("drained; exiting");
     Ok(())
 }

@@ -131,6 +131,7 @@ pub fn parse(
             raw_query,
             method: method.clone(),
             body_sha256,
+            authority: uri.authority().map(|a| a.as_str().to_owned()),
         },
     })
 }

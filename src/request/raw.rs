@@ -16,6 +16,9 @@ pub struct RawParams {
     /// Lowercase hex SHA-256 of the body as received, computed only for requests with a V3
     /// `Authorization` header (the only ones that sign the body's hash); `None` otherwise.
     pub body_sha256: Option<String>,
+    /// The request URI's authority: what HTTP/2 sends instead of a `host` header (signed
+    /// as `host` by V3 clients).
+    pub authority: Option<String>,
 }
 
 impl RawParams {

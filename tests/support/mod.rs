@@ -62,7 +62,12 @@ pub struct Proxy {
 /// before the tables (e.g. `mode = "dry-run"`); `tables` is appended (e.g. an
 /// `[identity]` or `[metadata]` table; `[listen]`, `[admin]`, `[upstream]`, `[policy]` and
 /// `[log]` are written here).
-pub fn start_proxy(backend: SocketAddr, policy_dir: &std::path::Path, top: &str, tables: &str) -> Proxy {
+pub fn start_proxy(
+    backend: SocketAddr,
+    policy_dir: &std::path::Path,
+    top: &str,
+    tables: &str,
+) -> Proxy {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let config = format!(
         "account_id = \"1234567890123456\"\n{top}\n\
@@ -73,9 +78,17 @@ pub fn start_proxy(backend: SocketAddr, policy_dir: &std::path::Path, top: &str,
     );
     let path = dir.path().join("ramgate.toml");
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    let process = Ramgate::start(command(&["serve", "--config", &path.to_string_lossy()]), &["proxy", "admin"]);
+    let process = Ramgate::start(
+        command(&["serve", "--config", &path.to_string_lossy()]),
+        &["proxy", "admin"],
+    );
     let (addr, admin) = (process.addr("proxy"), process.addr("admin"));
-    Proxy { process, addr, admin, dir }
+    Proxy {
+        process,
+        addr,
+        admin,
+        dir,
+    }
 }
 
 /// The identity header of a demo-account principal (`root` or a user name).

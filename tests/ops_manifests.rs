@@ -1,0 +1,272 @@
+//! The deployment files agree with the program: the Kubernetes manifests parse and use
+//! ramgate's real ports and admin paths, the configuration and policies they ship load,
+//! the Dockerfile exposes the same ports, and every metric the Grafana dashboard queries is
+//! one ramgate exports.
+
+use ramgate::ops::metrics::NAMES;
+use serde::Deserialize;
+use serde_norway::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const PROXY_PORT: u64 = 8080;
+const ADMIN_PORT: u64 = 9901;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every YAML document of every `config/k8s/*.yaml` file.
+fn k8s_documents() -> Vec<(String, Value)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("config/k8s"))
+        .expect("config/k8s")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no manifests in config/k8s");
+    let mut docs = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", file.display()));
+            if !value.is_null() {
+                docs.push((file.display().to_string(), value));
+            }
+        }
+    }
+    docs
+}
+
+fn find<'a>(docs: &'a [(String, Value)], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no {kind} {name} in config/k8s"))
+}
+
+fn list(v: &Value) -> &[Value] {
+    v.as_sequence().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// A port given by number or by the name of one of the container's ports.
+fn port_number(port: &Value, container: &Value) -> u64 {
+    if let Some(n) = port.as_u64() {
+        return n;
+    }
+    let name = port.as_str().expect("a port number or name");
+    list(&container["ports"])
+        .iter()
+        .find(|p| p["name"].as_str() == Some(name))
+        .and_then(|p| p["containerPort"].as_u64())
+        .unwrap_or_else(|| panic!("no container port named {name}"))
+}
+
+fn ramgate_container(deployment: &Value) -> &Value {
+    list(&deployment["spec"]["template"]["spec"]["containers"])
+        .iter()
+        .find(|c| c["name"].as_str() == Some("ramgate"))
+        .expect("a ramgate container")
+}
+
+#[test]
+fn k8s_manifests_parse_and_use_the_real_ports_and_paths() {
+    let docs = k8s_documents();
+    let deployment = find(&docs, "Deployment", "eci-api");
+    let container = ramgate_container(deployment);
+
+    let ports: BTreeSet<u64> = list(&container["ports"])
+        .iter()
+        .filter_map(|p| p["containerPort"].as_u64())
+        .collect();
+    assert_eq!(ports, BTreeSet::from([PROXY_PORT, ADMIN_PORT]));
+
+    let probe = |kind: &str| {
+        let get = &container[kind]["httpGet"];
+        (
+            get["path"].as_str().unwrap_or_default().to_owned(),
+            port_number(&get["port"], container),
+        )
+    };
+    assert_eq!(probe("livenessProbe"), ("/healthz".to_owned(), ADMIN_PORT));
+    assert_eq!(probe("readinessProbe"), ("/readyz".to_owned(), ADMIN_PORT));
+
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"].as_str(), Some("true"));
+    assert_eq!(
+        annotations["prometheus.io/port"].as_str(),
+        Some(ADMIN_PORT.to_string().as_str())
+    );
+    assert_eq!(annotations["prometheus.io/path"].as_str(), Some("/metrics"));
+
+    let service = find(&docs, "Service", "eci-api");
+    let targets: Vec<u64> = list(&service["spec"]["ports"])
+        .iter()
+        .map(|p| port_number(&p["targetPort"], container))
+        .collect();
+    assert_eq!(targets, [PROXY_PORT], "the Service exposes the proxy only");
+}
+
+/// Where a volume of `deployment` is mounted in the ramgate container.
+fn mount_of(deployment: &Value, config_map: &str) -> String {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let volume = list(&pod["volumes"])
+        .iter()
+        .find(|v| v["configMap"]["name"].as_str() == Some(config_map))
+        .and_then(|v| v["name"].as_str())
+        .unwrap_or_else(|| panic!("no volume of ConfigMap {config_map}"));
+    list(&ramgate_container(deployment)["volumeMounts"])
+        .iter()
+        .find(|m| m["name"].as_str() == Some(volume))
+        .and_then(|m| m["mountPath"].as_str())
+        .unwrap_or_else(|| panic!("volume {volume} is not mounted"))
+        .to_owned()
+}
+
+#[test]
+fn the_shipped_configuration_loads_and_matches_the_manifests() {
+    let docs = k8s_documents();
+    let deployment = find(&docs, "Deployment", "eci-api");
+    let container = ramgate_container(deployment);
+    let config_dir = mount_of(deployment, "ramgate-config");
+    let policy_dir = mount_of(deployment, "ramgate-policies");
+
+    // ramgate.toml: the file `--config` names, listening on the container's ports.
+    let args: Vec<&str> = list(&container["args"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let config_path = format!("{config_dir}/ramgate.toml");
+    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
+    let toml = find(&docs, "ConfigMap", "ramgate-config")["data"]["ramgate.toml"]
+        .as_str()
+        .expect("ramgate.toml in the ConfigMap");
+    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
+        .unwrap_or_else(|e| panic!("the ConfigMap's ramgate.toml: {e}"));
+    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
+    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
+    assert!(
+        config.listen.addr.ip().is_unspecified(),
+        "reachable in the pod"
+    );
+    assert!(
+        config.admin.addr.ip().is_unspecified(),
+        "reachable by probes"
+    );
+    assert_eq!(config.policy.dir, Path::new(&policy_dir));
+    // The drain fits in the pod's grace period, with the preStop pause.
+    let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("terminationGracePeriodSeconds");
+    let pause: u64 = list(&container["lifecycle"]["preStop"]["exec"]["command"])
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        config.shutdown.grace_ms / 1000 + pause < grace,
+        "grace_ms {} + preStop {pause}s must fit in {grace}s",
+        config.shutdown.grace_ms
+    );
+
+    // The policies ConfigMap is a valid policy directory (given the secrets it names).
+    let secrets = tempfile::tempdir().expect("temp dir");
+    for key in ["root", "liumi"] {
+        std::fs::write(secrets.path().join(key), format!("secret-of-{key}")).expect("write");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = find(&docs, "ConfigMap", "ramgate-policies")["data"]
+        .as_mapping()
+        .expect("policy files");
+    for (name, text) in data {
+        let (name, text) = (name.as_str().expect("a name"), text.as_str().expect("text"));
+        let text = text.replace(
+            "/etc/ramgate/secrets/",
+            &format!("{}/", secrets.path().display()),
+        );
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    let snapshot = ramgate::snapshot::Snapshot::load(dir.path(), config.account())
+        .unwrap_or_else(|e| panic!("the ConfigMap's policies do not load:\n{e}"));
+    assert_eq!(snapshot.files.len(), data.len());
+}
+
+#[test]
+fn the_dockerfile_exposes_the_real_ports() {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    let exposed: BTreeSet<u64> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("EXPOSE "))
+        .flat_map(|ports| ports.split_whitespace().filter_map(|p| p.parse().ok()))
+        .collect();
+    assert_eq!(exposed, BTreeSet::from([PROXY_PORT, ADMIN_PORT]));
+}
+
+/// `ramgate_[a-z_]+` names in a PromQL expression, histogram series under their base name.
+fn queried_metrics(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("ramgate_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        names.push(base.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+fn exprs(panels: &serde_json::Value, out: &mut Vec<String>) {
+    for panel in panels.as_array().into_iter().flatten() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                out.push(expr.to_owned());
+            }
+        }
+        // Rows keep their panels inside.
+        exprs(&panel["panels"], out);
+    }
+}
+
+#[test]
+fn every_dashboard_metric_is_one_ramgate_exports() {
+    let text = std::fs::read_to_string(root().join("config/grafana/ramgate.json"))
+        .expect("config/grafana/ramgate.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let mut all = Vec::new();
+    exprs(&dashboard["panels"], &mut all);
+    assert!(all.len() >= 10, "{all:?}");
+    let exported: BTreeSet<&str> = NAMES.iter().copied().collect();
+    let mut queried = BTreeSet::new();
+    for expr in &all {
+        let names = queried_metrics(expr);
+        assert!(!names.is_empty(), "a query of no ramgate metric: {expr}");
+        for name in names {
+            assert!(
+                exported.contains(name.as_str()),
+                "the dashboard queries {name}, which ramgate does not export ({expr})"
+            );
+            queried.insert(name);
+        }
+    }
+    // And the dashboard shows every metric.
+    let unused: Vec<&&str> = exported.iter().filter(|n| !queried.contains(**n)).collect();
+    assert!(unused.is_empty(), "not on the dashboard: {unused:?}");
+}
+
+#[test]
+fn metric_names_are_found_in_expressions() {
+    assert_eq!(
+        queried_metrics(
+            "histogram_quantile(0.99, sum by (le) (rate(ramgate_request_duration_seconds_bucket{instance=~\"$i\"}[5m]))) / ramgate_inflight_requests"
+        ),
+        ["ramgate_request_duration_seconds", "ramgate_inflight_requests"]
+    );
+}
