@@ -5,8 +5,8 @@
 
 use crate::backend::{self, NewGroup};
 use crate::config::Config;
-use crate::net::{self, Shutdown};
-use crate::proxy::{self, State};
+use crate::net::Shutdown;
+use crate::proxy;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -44,26 +44,12 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         }
         ids.push(backend.backend.create(spec));
     }
-    let state = State::new(config)?;
-    let listener = net::bind("proxy", state.config.listen.addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let admin = net::bind("admin", state.config.admin.addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let proxy_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
-    print_tour(proxy_addr, admin_addr, &ids);
-    crate::ops::reload::spawn(state.clone(), shutdown.clone());
-    let admin_task = tokio::spawn(crate::ops::admin::serve(
-        state.clone(),
-        admin,
-        shutdown.clone(),
-    ));
-    proxy::serve(state.clone(), listener, shutdown.clone()).await;
-    let _ = admin_task.await;
+    let result = proxy::run_with(config, |proxy_addr, admin_addr| {
+        print_tour(proxy_addr, admin_addr, &ids)
+    })
+    .await;
     backend.stop().await;
-    Ok(())
+    result
 }
 
 fn curl(proxy: SocketAddr, who: &str, query: &str) -> String {

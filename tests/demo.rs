@@ -25,21 +25,45 @@ async fn the_printed_calls_answer_as_labelled() {
     let config = shipped
         .replace("127.0.0.1:8080", "127.0.0.1:0")
         .replace("127.0.0.1:9901", "127.0.0.1:0")
-        .replace("dir = \"policies\"", &format!("dir = \"{}\"", policies.display()));
+        .replace(
+            "dir = \"policies\"",
+            &format!("dir = \"{}\"", policies.display()),
+        );
     std::fs::write(dir.path().join("ramgate.toml"), config).unwrap();
-    let demo = Ramgate::start(command(&["demo", "--config", &dir.path().join("ramgate.toml").to_string_lossy()]), &["proxy", "admin", "backend"]);
-    demo.wait_for_stdout(Duration::from_secs(20), |l| l.starts_with("Press Ctrl-C")).expect("the demo prints its tour");
+    let demo = Ramgate::start(
+        command(&[
+            "demo",
+            "--config",
+            &dir.path().join("ramgate.toml").to_string_lossy(),
+        ]),
+        &["proxy", "admin", "backend"],
+    );
+    demo.wait_for_stdout(Duration::from_secs(20), |l| l.starts_with("Press Ctrl-C"))
+        .expect("the demo prints its tour");
     let lines = demo.stdout_lines();
     let mut checked = 0;
     for pair in lines.windows(2) {
         let (label, call) = (&pair[0], &pair[1]);
-        let Some(label) = label.strip_prefix("# ") else { continue };
+        let Some(label) = label.strip_prefix("# ") else {
+            continue;
+        };
         if !call.starts_with("curl -s -X POST") {
             continue;
         }
         let (name, value, url) = parse_curl(call).unwrap_or_else(|| panic!("cannot read {call}"));
-        let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
-        let (status, _, body) = support::request_json(demo.addr("proxy"), "POST", &path, &[(name.as_str(), value.as_str())], "").await;
+        let path = url
+            .splitn(4, '/')
+            .nth(3)
+            .map(|p| format!("/{p}"))
+            .unwrap_or_default();
+        let (status, _, body) = support::request_json(
+            demo.addr("proxy"),
+            "POST",
+            &path,
+            &[(name.as_str(), value.as_str())],
+            "",
+        )
+        .await;
         if label.starts_with("ALLOWED") || label.starts_with("FILTERED") {
             assert_eq!(status, 200, "{label}: {body}");
             assert!(body.get("Code").is_none(), "{label}: {body}");
@@ -57,5 +81,9 @@ async fn the_printed_calls_answer_as_labelled() {
         }
         checked += 1;
     }
-    assert!(checked >= 5, "only {checked} calls printed:\n{}", lines.join("\n"));
+    assert!(
+        checked >= 5,
+        "only {checked} calls printed:\n{}",
+        lines.join("\n")
+    );
 }

@@ -21,7 +21,15 @@ async fn backend_state(backend: SocketAddr) -> BTreeMap<String, (String, Value)>
         .map(|groups| {
             groups
                 .iter()
-                .map(|g| (g["id"].as_str().unwrap_or_default().to_owned(), (g["resource_group"].as_str().unwrap_or_default().to_owned(), g["tags"].clone())))
+                .map(|g| {
+                    (
+                        g["id"].as_str().unwrap_or_default().to_owned(),
+                        (
+                            g["resource_group"].as_str().unwrap_or_default().to_owned(),
+                            g["tags"].clone(),
+                        ),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -47,13 +55,28 @@ async fn seed_world(backend: SocketAddr) -> HashMap<String, String> {
         let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
         assert!(status.is_success(), "{body}");
-        ids.insert(g.name, body["ContainerGroupId"].as_str().unwrap_or_default().to_owned());
+        ids.insert(
+            g.name,
+            body["ContainerGroupId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
     ids
 }
 
-async fn send(proxy: SocketAddr, case: &Case, ids: &HashMap<String, String>, rpc: bool) -> (u16, Value) {
-    let id_of = |name: &str| ids.get(name).cloned().unwrap_or_else(|| format!("eci-unknown-{name}"));
+async fn send(
+    proxy: SocketAddr,
+    case: &Case,
+    ids: &HashMap<String, String>,
+    rpc: bool,
+) -> (u16, Value) {
+    let id_of = |name: &str| {
+        ids.get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("eci-unknown-{name}"))
+    };
     let params = corpus::wire_params(case, &id_of);
     let arn = as_user(&case.caller);
     let identity = [("x-ramgate-principal", arn.as_str())];
@@ -62,7 +85,10 @@ async fn send(proxy: SocketAddr, case: &Case, ids: &HashMap<String, String>, rpc
         form.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         post_form(proxy, &form, &identity).await
     } else {
-        let query: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let query: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         v3(proxy, &case.action, &query, &identity).await
     };
     (status.as_u16(), body)
@@ -85,10 +111,19 @@ async fn every_scenario_row_holds_through_the_proxy() {
             count += 1;
             let (status, body) = send(proxy.addr, case, &ids, rpc).await;
             let after = backend_state(backend).await;
-            let label = format!("{file} {} {} as {} ({}) {:?}", case.row, case.action, case.caller, if rpc { "RPC" } else { "V3" }, case.note);
+            let label = format!(
+                "{file} {} {} as {} ({}) {:?}",
+                case.row,
+                case.action,
+                case.caller,
+                if rpc { "RPC" } else { "V3" },
+                case.note
+            );
             let code = body["Code"].as_str().unwrap_or_default().to_owned();
             let problem = match &case.expect {
-                Expect::Word(w) if w == "allow" => (status != 200).then(|| format!("expected 200, got {status} {body}")),
+                Expect::Word(w) if w == "allow" => {
+                    (status != 200).then(|| format!("expected 200, got {status} {body}"))
+                }
                 Expect::Word(_) => {
                     if status != 403 || code != "Forbidden.RAM" {
                         Some(format!("expected 403 Forbidden.RAM, got {status} {body}"))
@@ -99,7 +134,10 @@ async fn every_scenario_row_holds_through_the_proxy() {
                     }
                 }
                 Expect::CreatedIn { created_in } => {
-                    let new: Vec<_> = after.iter().filter(|(id, _)| !before.contains_key(*id)).collect();
+                    let new: Vec<_> = after
+                        .iter()
+                        .filter(|(id, _)| !before.contains_key(*id))
+                        .collect();
                     match (status, new.as_slice()) {
                         (200, [(_, (group, _))]) if group == created_in => None,
                         _ => Some(format!("expected one group created in {created_in}, got {status} {body}, new {new:?}")),
@@ -108,7 +146,21 @@ async fn every_scenario_row_holds_through_the_proxy() {
                 Expect::Returns { returns } => {
                     let mut got: Vec<String> = body["ContainerGroups"]
                         .as_array()
-                        .map(|items| items.iter().map(|i| names.get(&i["ContainerGroupId"].as_str().unwrap_or_default().to_owned()).map_or("?".to_owned(), |n| n.to_string())).collect())
+                        .map(|items| {
+                            items
+                                .iter()
+                                .map(|i| {
+                                    names
+                                        .get(
+                                            &i["ContainerGroupId"]
+                                                .as_str()
+                                                .unwrap_or_default()
+                                                .to_owned(),
+                                        )
+                                        .map_or("?".to_owned(), |n| n.to_string())
+                                })
+                                .collect()
+                        })
                         .unwrap_or_default();
                     got.sort();
                     let total = body["TotalCount"].as_u64();
@@ -120,7 +172,9 @@ async fn every_scenario_row_holds_through_the_proxy() {
                 }
                 Expect::Error { error } => {
                     if code != *error || after != before {
-                        Some(format!("expected {error} and no change, got {status} {body}"))
+                        Some(format!(
+                            "expected {error} and no change, got {status} {body}"
+                        ))
                     } else {
                         None
                     }
@@ -131,7 +185,12 @@ async fn every_scenario_row_holds_through_the_proxy() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +201,10 @@ async fn policy_file_rows_keep_the_running_proxy_on_its_last_good_policies() {
     let proxy = start_proxy(backend, policies.path(), "", "");
     let liumi = as_user("liumi");
     let identity = [("x-ramgate-principal", liumi.as_str())];
-    let log = [("RegionId", "cn-hangzhou"), ("ContainerGroupId", ids["d1"].as_str())];
+    let log = [
+        ("RegionId", "cn-hangzhou"),
+        ("ContainerGroupId", ids["d1"].as_str()),
+    ];
     let (status, _, _) = v3(proxy.addr, "DescribeContainerLog", &log, &identity).await;
     assert_eq!(status, 200);
     for case in corpus::policy_file_cases().cases {
@@ -150,11 +212,19 @@ async fn policy_file_rows_keep_the_running_proxy_on_its_last_good_policies() {
         // Give the reload a chance to see (and refuse) the broken file.
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
         let (status, _, body) = v3(proxy.addr, "DescribeContainerLog", &log, &identity).await;
-        assert_eq!(status, 200, "{}: the proxy must keep its last good policies: {body}", case.row);
+        assert_eq!(
+            status, 200,
+            "{}: the proxy must keep its last good policies: {body}",
+            case.row
+        );
         let (_, statusdoc) = support::get_json(proxy.admin, "/v1/status").await;
         let error = statusdoc["last_reload_error"].to_string();
         let location = format!("{}:{}:{}", case.file, case.expect.line, case.expect.column);
-        assert!(error.contains(&location), "{}: /v1/status should name {location}: {statusdoc}", case.row);
+        assert!(
+            error.contains(&location),
+            "{}: /v1/status should name {location}: {statusdoc}",
+            case.row
+        );
         std::fs::remove_file(policies.path().join(&case.file)).unwrap();
     }
 }

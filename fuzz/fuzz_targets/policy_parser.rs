@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(policy) => {
             // A compiled policy can be evaluated without panicking, whatever its values:
             // numbers, dates, CIDRs and patterns meet request values of every type.
-            let tags = Tags::from_pairs([("name", "liumi"), ("env", "test"), ("n", "12"), ("t", "2024-01-01T00:00:00Z")]);
+            let tags = Tags::from_pairs([
+                ("name", "liumi"),
+                ("env", "test"),
+                ("n", "12"),
+                ("t", "2024-01-01T00:00:00Z"),
+            ]);
             let ctx = Context {
                 eci_tags: Some(&tags),
                 resource_tags: Some(&tags),
@@ -38,8 +43,14 @@ fuzz_target!(|data: &[u8]| {
             for statement in &policy.statements {
                 let _ = statement.reads_tags();
                 for (action, resource) in [
-                    ("eci:describecontainergroups", "acs:eci:cn-hangzhou:1234567890123456:containergroup/eci-1"),
-                    ("eci:createcontainergroup", "acs:eci:cn-hangzhou:1234567890123456:containergroup/*"),
+                    (
+                        "eci:describecontainergroups",
+                        "acs:eci:cn-hangzhou:1234567890123456:containergroup/eci-1",
+                    ),
+                    (
+                        "eci:createcontainergroup",
+                        "acs:eci:cn-hangzhou:1234567890123456:containergroup/*",
+                    ),
                     ("ecs:describesecuritygroups", "*"),
                 ] {
                     let _ = statement.evaluate(action, resource, &ctx);
@@ -54,7 +65,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!text.is_empty());
             for d in &problems.0 {
                 assert!(d.position.line >= 1 && d.position.column >= 1, "{d:?}");
-                assert!(d.position.line as usize <= source.matches('\n').count() + 1, "{d:?}");
+                assert!(
+                    d.position.line as usize <= source.matches('\n').count() + 1,
+                    "{d:?}"
+                );
             }
         }
     }

@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
     let mut sources = demo_sources();
     sources.retain(|(p, _)| p != Path::new("principals.toml"));
     sources.push((PathBuf::from("principals.toml"), source.to_owned()));
-    match Snapshot::build(Path::new("/nonexistent/ramgate-fuzz"), demo_account(), sources) {
+    match Snapshot::build(
+        Path::new("/nonexistent/ramgate-fuzz"),
+        demo_account(),
+        sources,
+    ) {
         Ok(snapshot) => {
             // A loaded directory is consistent: root first, exactly one default group,
             // every attachment resolved.

@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
     let Some(input) = parse_http(rest) else {
         return;
     };
-    let Ok(parsed) = ramgate::request::parse(&input.method, &input.uri, &input.headers, &input.body)
+    let Ok(parsed) =
+        ramgate::request::parse(&input.method, &input.uri, &input.headers, &input.body)
     else {
         return;
     };
@@ -45,7 +46,15 @@ fuzz_target!(|data: &[u8]| {
     let settings = config::Identity::default();
     let nonces = NonceCache::with_capacity(Duration::from_secs(settings.max_clock_skew_secs), 4);
     let snapshot = demo_snapshot();
-    let first = identity::resolve(snapshot, &settings, &nonces, &peer, &input.headers, &parsed, NOW);
+    let first = identity::resolve(
+        snapshot,
+        &settings,
+        &nonces,
+        &peer,
+        &input.headers,
+        &parsed,
+        NOW,
+    );
     match &first {
         Ok(who) => {
             assert!((who.principal as usize) < snapshot.directory.principals.len());
@@ -55,13 +64,24 @@ fuzz_target!(|data: &[u8]| {
             if signed {
                 // An accepted signature names a nonce that is now spent: the same request
                 // again is a replay, never a second allow.
-                let again = identity::resolve(snapshot, &settings, &nonces, &peer, &input.headers, &parsed, NOW);
+                let again = identity::resolve(
+                    snapshot,
+                    &settings,
+                    &nonces,
+                    &peer,
+                    &input.headers,
+                    &parsed,
+                    NOW,
+                );
                 assert!(again.is_err(), "a signed request was accepted twice");
             }
         }
         Err(e) => {
             let status = e.status().as_u16();
-            assert!(matches!(status, 400 | 401 | 403 | 404 | 503), "{status}: {e}");
+            assert!(
+                matches!(status, 400 | 401 | 403 | 404 | 503),
+                "{status}: {e}"
+            );
             let _ = e.to_string();
         }
     }

@@ -189,7 +189,10 @@ pub fn check_accepted(parsed: &ParsedRequest) {
     }
     forwarded_tags.sort();
     let authorized: Vec<(&str, &str)> = canonical.tags.iter().collect();
-    assert_eq!(forwarded_tags, authorized, "the forwarded tags differ from the authorized ones");
+    assert_eq!(
+        forwarded_tags, authorized,
+        "the forwarded tags differ from the authorized ones"
+    );
     if let Some(ids) = canonical.param("ContainerGroupIds") {
         let parsed: Vec<String> = match serde_json_lite_array(ids) {
             Some(v) => v,

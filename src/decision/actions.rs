@@ -106,11 +106,20 @@ impl Authorizer<'_> {
         resulting_tags: Option<&Tags>,
     ) -> Decision {
         let Some(meta) = meta else {
-            return if self.is_root() {
-                Decision::allowed(Reason::RootBypass)
-            } else {
-                Decision::denied(Reason::NotFound)
-            };
+            if !self.is_root() {
+                return Decision::denied(Reason::NotFound);
+            }
+            // Root is forwarded (the backend answers "not found"), but only past the
+            // guardrails, judged with no group and no tags since there are none to read.
+            let resource = self.container_group_arn(id);
+            return self.authorize(&Question {
+                action_lower,
+                resource: &resource,
+                group: None,
+                tags_in_play: None,
+                resource_tags: None,
+                request_tags: Some(request_tags),
+            });
         };
         let resource = self.container_group_arn(id);
         let group = self.snapshot.directory.group(&meta.resource_group);
@@ -281,10 +290,7 @@ impl Authorizer<'_> {
         if v.group.is_some() && item_group != v.group {
             return None;
         }
-        if v.ids
-            .as_ref()
-            .is_some_and(|ids| !ids.contains(&item.id))
-        {
+        if v.ids.as_ref().is_some_and(|ids| !ids.contains(&item.id)) {
             return None;
         }
         if filter_tags && !item.tags.contains_all(&v.request_tags) {

@@ -146,3 +146,35 @@ fn unknown_ids_look_like_denials_to_users() {
         NoPermissionType::ImplicitDeny
     );
 }
+
+#[test]
+fn root_on_a_missing_group_still_passes_the_guardrails() {
+    let principals = principals(r#"[{ policy = "all" }]"#).replace(
+        "[[resource_groups]]\nid = \"rg-default\"",
+        "[account]\nguardrails = [\"nodelete\"]\n[[resource_groups]]\nid = \"rg-default\"",
+    );
+    let s = snapshot(
+        &principals,
+        &[("all", ALLOW_ALL), ("nodelete", DENY_DELETE)],
+    );
+    let root = Caller {
+        principal: crate::principals::ROOT,
+        ..caller(&s)
+    };
+    let auth = Authorizer::new(&s, root);
+    let delete = auth.decide_resource(
+        "eci:deletecontainergroup",
+        "eci-gone",
+        None,
+        &Tags::new(),
+        None,
+    );
+    assert!(
+        !delete.allowed,
+        "the guardrail has no Allow and denies deletes"
+    );
+    assert!(matches!(
+        delete.reason,
+        Reason::Guardrail(_) | Reason::ImplicitDeny(PolicyType::ControlPolicy)
+    ));
+}

@@ -63,14 +63,19 @@ impl Statement {
         if !self.covers(action_lower, resource) {
             return StatementResult::NotApplicable;
         }
+        // Every condition is evaluated: an error anywhere must win over a false elsewhere,
+        // whatever order the JSON lists them in, because an erroring Deny denies.
+        let mut failed = None;
         for (i, c) in self.conditions.iter().enumerate() {
             match c.evaluate(ctx) {
                 Ok(true) => {}
-                Ok(false) => return StatementResult::ConditionFailed(i),
+                Ok(false) => {
+                    failed.get_or_insert(i);
+                }
                 Err(e) => return StatementResult::Error(i, e),
             }
         }
-        StatementResult::Matches
+        failed.map_or(StatementResult::Matches, StatementResult::ConditionFailed)
     }
 
     /// True when some condition reads a tag: such a statement cannot allow a request that

@@ -18,6 +18,7 @@ use crate::ops::decision_log::DecisionLog;
 use crate::snapshot::Snapshot;
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,16 +70,17 @@ impl State {
     }
 }
 
-/// Serves the proxy listener until `shutdown`; returns once drained. With `[listen.tls]`
-/// the listener speaks HTTPS (mTLS with `client_ca`), and each connection's [`Peer`] says
-/// so and carries the verified client certificate's identity.
-///
-/// A `[listen.tls]` whose files cannot be used ends the process with status 1 before any
-/// connection is served: falling back to plain HTTP, or serving nothing while looking
-/// healthy, would both be worse.
+/// Serves the proxy listener until `shutdown`; returns once drained. With `tls` (built
+/// from `[listen.tls]`) the listener speaks HTTPS (mTLS with `client_ca`), and each
+/// connection's [`Peer`] says so and carries the verified client certificate's identity.
 ///
 /// [`Peer`]: crate::identity::Peer
-pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, shutdown: Shutdown) {
+pub async fn serve(
+    state: Arc<State>,
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: Shutdown,
+) {
     let listen = &state.config.listen;
     let opts = ServeOptions {
         name: "proxy".into(),
@@ -86,17 +88,6 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, shutdow
         header_read_timeout: Some(Duration::from_millis(listen.header_read_timeout_ms)),
         grace: Duration::from_millis(state.config.shutdown.grace_ms),
         ..ServeOptions::default()
-    };
-    let tls = match &listen.tls {
-        None => None,
-        Some(settings) => match TlsAcceptor::from_config(settings) {
-            Ok(acceptor) => Some(acceptor),
-            Err(e) => {
-                tracing::error!("cannot start the proxy listener: {e}");
-                shutdown.trigger();
-                std::process::exit(1);
-            }
-        },
     };
     let connect = move |peer: Peer| {
         let state = state.clone();
@@ -136,11 +127,28 @@ pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, shutdow
 /// only then does the admin listener stop (so probes and scrapes see the drain), the
 /// decision log is flushed, and `run` returns (exit 0).
 pub async fn run(config: Config) -> Result<(), String> {
+    run_with(config, |_, _| {}).await
+}
+
+/// [`run`], calling `ready` with the proxy's and the admin listener's real addresses once
+/// both are bound (the demo prints its tour there).
+pub async fn run_with(
+    config: Config,
+    ready: impl FnOnce(SocketAddr, SocketAddr),
+) -> Result<(), String> {
     // First: metrics recorded before the recorder exists are lost.
     crate::ops::admin::prometheus();
     let draining = Shutdown::new();
     draining.trigger_on_signals();
     let state = State::new(config)?;
+    // A `[listen.tls]` whose files cannot be used is a start-up error: falling back to
+    // plain HTTP, or serving nothing while looking healthy, would both be worse.
+    let tls = match &state.config.listen.tls {
+        Some(settings) => {
+            Some(TlsAcceptor::from_config(settings).map_err(|e| format!("[listen.tls]: {e}"))?)
+        }
+        None => None,
+    };
     // Before the listeners announce themselves, so that a policy change or a SIGHUP right
     // after start-up is not missed (an unhandled SIGHUP would end the process).
     crate::ops::reload::spawn(state.clone(), draining.clone());
@@ -150,6 +158,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     let admin = net::bind("admin", state.config.admin.addr)
         .await
         .map_err(|e| e.to_string())?;
+    let addr = |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| e.to_string());
+    ready(addr(&listener)?, addr(&admin)?);
     let admin_stop = Shutdown::new();
     let admin_task = tokio::spawn(crate::ops::admin::serve_until(
         state.clone(),
@@ -157,7 +167,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         draining.clone(),
         admin_stop.clone(),
     ));
-    serve(state.clone(), listener, draining.clone()).await;
+    serve(state.clone(), listener, tls, draining.clone()).await;
     admin_stop.trigger();
     let _ = admin_task.await;
     state.decision_log.flush().await;
