@@ -11,7 +11,11 @@ requirements=tests/sdk/requirements.txt
 if ! cmp -s "$requirements" .venv/requirements.txt 2>/dev/null \
   || ! .venv/bin/python -c 'import alibabacloud_eci20180808, aliyunsdkcore' 2>/dev/null; then
   echo "== python SDKs for the interop test (.venv)"
-  python3 -m venv .venv
+  if ! python3 -m venv .venv; then
+    # Debian's python3 ships venv separately.
+    apt-get update -qq && apt-get install -y -qq python3-venv
+    python3 -m venv .venv
+  fi
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
   cp "$requirements" .venv/requirements.txt
 fi
