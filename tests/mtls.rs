@@ -140,7 +140,7 @@ fn pki() -> Pki {
 struct Setup {
     backend_child: Ramgate,
     proxy_child: Ramgate,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     _policies: tempfile::TempDir,
     backend: SocketAddr,
     proxy: SocketAddr,
@@ -216,7 +216,7 @@ async fn setup(pki: &Pki, mutual: bool) -> Setup {
     Setup {
         backend_child,
         proxy_child,
-        _dir: dir,
+        dir,
         _policies: policies,
         backend,
         proxy,
@@ -517,4 +517,42 @@ fn the_client_id_is_the_uri_san_else_the_dns_san_else_the_cn() {
     let nothing = leaf(&ca, None, vec![], client, false);
     assert_eq!(client_id(&nothing.der), None);
     assert_eq!(client_id(b"not a certificate"), None);
+}
+
+#[tokio::test]
+async fn a_new_client_ca_applies_without_a_restart() {
+    let pki = pki();
+    let setup = setup(&pki, true).await;
+    let old_client = client_config(&pki.server_ca, Some(&client_leaf(&pki.clients_ca, false)));
+    let path = describe_both(&setup);
+    assert!(call(setup.proxy, old_client.clone(), &path, &[])
+        .await
+        .is_ok());
+    // Rotate the client CA: certificates of the new one work, the old ones stop working.
+    let rotated = ca("ramgate test clients CA, rotated");
+    let new_client = client_config(&pki.server_ca, Some(&client_leaf(&rotated, false)));
+    std::fs::write(setup.dir.path().join("clients-ca.pem"), &rotated.pem).expect("write");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok((200, _)) = call(setup.proxy, new_client.clone(), &path, &[]).await {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated CA never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        call(setup.proxy, old_client, &path, &[]).await.is_err(),
+        "the old CA's certificates are refused now"
+    );
+    // A broken file changes nothing.
+    std::fs::write(setup.dir.path().join("clients-ca.pem"), "not a certificate").expect("write");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, _) = call(setup.proxy, new_client, &path, &[])
+        .await
+        .expect("still served");
+    assert_eq!(status, 200);
+    drop(setup.backend_child);
 }

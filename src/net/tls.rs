@@ -11,9 +11,14 @@
 //!
 //! Only the `ring` provider is compiled in and it is passed explicitly, so the process-wide
 //! default provider never matters.
+//!
+//! Certificates, key and client CA are re-read when their files change ([`TlsAcceptor::spawn_reload`]):
+//! each handshake uses the configuration current when it starts, and a set of files that
+//! cannot be used changes nothing.
 
-use super::Acceptor;
+use super::{Acceptor, Shutdown};
 use crate::config;
+use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -21,6 +26,7 @@ use rustls::{RootCertStore, ServerConfig};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -35,7 +41,7 @@ pub struct TlsMeta {
 /// Terminates TLS on accepted connections.
 #[derive(Clone)]
 pub struct TlsAcceptor {
-    inner: tokio_rustls::TlsAcceptor,
+    current: Arc<ArcSwap<ServerConfig>>,
 }
 
 impl std::fmt::Debug for TlsAcceptor {
@@ -53,9 +59,53 @@ impl TlsAcceptor {
 
     pub fn new(config: Arc<ServerConfig>) -> Self {
         Self {
-            inner: tokio_rustls::TlsAcceptor::from(config),
+            current: Arc::new(ArcSwap::new(config)),
         }
     }
+
+    /// Re-reads `tls`'s files whenever their content changes (checked twice a second, the
+    /// policy directory's pace) and swaps the new configuration in; a set that cannot be
+    /// used is logged and changes nothing. Stops with `shutdown`.
+    pub fn spawn_reload(&self, tls: config::Tls, shutdown: Shutdown) {
+        let current = self.current.clone();
+        tokio::spawn(async move {
+            let mut seen = fingerprint(&tls);
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.wait() => return,
+                }
+                let now = fingerprint(&tls);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match server_config(&tls) {
+                    Ok(config) => {
+                        current.store(Arc::new(config));
+                        tracing::info!("TLS certificates reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!("TLS reload failed, keeping the previous certificates: {e}")
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// What the certificate, key and client CA files hold now.
+fn fingerprint(tls: &config::Tls) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for path in [Some(&tls.cert), Some(&tls.key), tls.client_ca.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        std::fs::read(path).ok()?.hash(&mut h);
+    }
+    Some(h.finish())
 }
 
 /// The rustls configuration of `[listen.tls]`: HTTP/2 and HTTP/1.1 by ALPN, client
@@ -128,7 +178,8 @@ impl Acceptor for TlsAcceptor {
         // Counts the failure when dropped armed: on a handshake error, and also when the
         // accept loop gives up on a handshake that takes too long (it drops this future).
         let mut failed = FailureGuard(true);
-        let stream = self.inner.accept(tcp).await?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.current.load_full());
+        let stream = acceptor.accept(tcp).await?;
         let (_, connection) = stream.get_ref();
         let client_id = connection
             .peer_certificates()

@@ -149,6 +149,9 @@ pub async fn run_with(
         }
         None => None,
     };
+    if let (Some(acceptor), Some(settings)) = (&tls, &state.config.listen.tls) {
+        acceptor.spawn_reload(settings.clone(), draining.clone());
+    }
     // Before the listeners announce themselves, so that a policy change or a SIGHUP right
     // after start-up is not missed (an unhandled SIGHUP would end the process).
     crate::ops::reload::spawn(state.clone(), draining.clone());
