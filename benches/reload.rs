@@ -10,17 +10,49 @@
 //! * `cargo bench --bench reload` — the measurement (prints medians and maxima).
 //! * `cargo bench --bench reload -- --write-dir DIR` — only writes the generated directory
 //!   to DIR (for `benches/memory.sh`, which runs the real proxy on it) and exits.
+//! * `cargo bench --bench reload -- --builds N` — only builds the snapshot N times from
+//!   sources already in memory (no file I/O): what to run under `perf record`.
 //! * Without `--bench` (`cargo test --benches`): one reload, as a quick check.
 
 mod common;
+
+/// Counts live heap bytes (and their peak), to tell how much memory one snapshot really
+/// holds, apart from what the allocator keeps around after a load (resident memory).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
 
 use arc_swap::ArcSwap;
 use common::{account, median};
 use ramgate::decision::{Authorizer, Caller};
 use ramgate::model::Tags;
 use ramgate::snapshot::Snapshot;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +71,17 @@ fn main() {
         );
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--builds") {
+        let n: usize = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--builds N");
+        for _ in 0..n {
+            let built = Snapshot::build(Path::new("generated"), account(), world.sources.clone());
+            std::hint::black_box(built.expect("builds"));
+        }
+        return;
+    }
     let benchmarking = args.iter().any(|a| a == "--bench");
     let dir = std::env::temp_dir().join(format!("ramgate-reload-{}", std::process::id()));
     common::write_dir(&dir, &world.sources).expect("write the directory");
@@ -50,9 +93,13 @@ fn main() {
 }
 
 fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
     let first = Instant::now();
     let current = ArcSwap::from_pointee(Snapshot::load(dir, account()).expect("loads"));
     let cold = first.elapsed();
+    let held = LIVE.load(Ordering::Relaxed) - before;
+    let peak = PEAK.load(Ordering::Relaxed) - before;
     if !benchmarking {
         println!("one reload of the 10k directory: {cold:?}");
         return;
@@ -108,11 +155,22 @@ fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
     std::thread::sleep(Duration::from_millis(500));
     let rounds = 10;
     let mut loads = Vec::new();
+    let mut reads = Vec::new();
     let mut swaps = Vec::new();
     let mut totals = Vec::new();
     for _ in 0..rounds {
         let started = Instant::now();
-        let next = Snapshot::load(dir, account()).expect("reloads");
+        // What `Snapshot::load` does, in its two halves: read every file, then build.
+        let sources: Vec<(PathBuf, String)> = ramgate::snapshot::list_files(dir)
+            .expect("lists")
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).expect("reads");
+                (p, text)
+            })
+            .collect();
+        reads.push(started.elapsed().as_secs_f64() * 1e3);
+        let next = Snapshot::build(dir, account(), sources).expect("reloads");
         let loaded = started.elapsed();
         current.store(Arc::new(next));
         let total = started.elapsed();
@@ -128,10 +186,23 @@ fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
     let max_decision = decisions.iter().copied().fold(0.0, f64::max);
     decisions.sort_by(f64::total_cmp);
     let p = |q: f64| decisions[((n as f64 - 1.0) * q) as usize];
-    println!("reload of {} policies, {} users:", common::POLICIES, common::USERS);
-    println!("  first load (cold file cache): {:.1} ms", cold.as_secs_f64() * 1e3);
     println!(
-        "  {rounds} reloads, median: read+parse+validate {:.1} ms, swap {:.1} µs, total {:.1} ms (max {:.1} ms)",
+        "reload of {} policies, {} users:",
+        common::POLICIES,
+        common::USERS
+    );
+    println!(
+        "  first load (cold file cache): {:.1} ms",
+        cold.as_secs_f64() * 1e3
+    );
+    println!(
+        "  heap held by one snapshot: {:.1} MiB (peak while loading: {:.1} MiB)",
+        mib(held),
+        mib(peak)
+    );
+    println!(
+        "  {rounds} reloads, median: read {:.1} ms, read+parse+validate {:.1} ms, swap (and freeing the old snapshot) {:.1} µs, total {:.1} ms (max {:.1} ms)",
+        median(&mut reads),
         median(&mut loads),
         median(&mut swaps),
         median(&mut totals),

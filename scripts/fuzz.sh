@@ -58,7 +58,10 @@ for target in "${targets[@]}"; do
   log="fuzz/artifacts/$target/last-run.log"
   echo "== fuzzing $target for ${seconds}s"
   set +e
-  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer "$sanitizer" "$target" "$corpus" "fuzz/seeds/$target" -- \
+  # The growing corpus first (libFuzzer writes there), then the seeds and saved findings.
+  inputs=("$corpus" "fuzz/seeds/$target")
+  [ -d "fuzz/regressions/$target" ] && inputs+=("fuzz/regressions/$target")
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer "$sanitizer" "$target" "${inputs[@]}" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
     -dict="$(dict_of "$target")" -print_final_stats=1 >"$log" 2>&1
   status=$?

@@ -44,6 +44,7 @@ pub fn describe(
         )));
     }
     let removed = before - items.len();
+    refuse_hidden_groups(&answer, Filtered::List("ContainerGroups"))?;
     correct_total(&mut answer, removed);
     serde_json::to_vec(&answer)
         .map(Bytes::from)
@@ -80,6 +81,8 @@ pub fn list(
 ) -> Result<Bytes, FilterError> {
     let mut answer: Value =
         serde_json::from_slice(body).map_err(|e| FilterError(format!("not JSON: {e}")))?;
+    // Top-level lists are filtered item by item below; anything else must not name a group.
+    refuse_hidden_groups(&answer, Filtered::TopLevelLists)?;
     let Some(object) = answer.as_object_mut() else {
         return Err(FilterError("not a JSON object".into()));
     };
@@ -103,6 +106,53 @@ pub fn list(
         .map_err(|e| FilterError(e.to_string()))
 }
 
+/// Which parts of an answer were filtered item by item.
+#[derive(Clone, Copy)]
+enum Filtered<'a> {
+    /// One top-level list (Describe's `ContainerGroups`).
+    List(&'a str),
+    /// Every top-level list (the generic list filter).
+    TopLevelLists,
+}
+
+/// Fix (tests/faults.rs, `HiddenItems`): only the lists the filters know were checked, and
+/// the rest of the answer was passed on as it came, so container groups placed anywhere
+/// else (another key of a Describe answer, a list nested in an object) reached the caller
+/// unchecked. Now an answer that names a container group (`ContainerGroupId` or
+/// `ResourceId`) outside the lists filtered item by item cannot be filtered: it is refused
+/// (502), never passed through.
+fn refuse_hidden_groups(answer: &Value, filtered: Filtered<'_>) -> Result<(), FilterError> {
+    let Some(object) = answer.as_object() else {
+        return Err(FilterError("not a JSON object".into()));
+    };
+    for (key, value) in object {
+        let checked = match filtered {
+            Filtered::List(name) => key == name,
+            Filtered::TopLevelLists => value.is_array(),
+        };
+        if !checked && names_a_group(value) {
+            return Err(FilterError(format!(
+                "{key:?} names container groups outside the lists ramgate filters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// True when `value` holds, at any depth, an object with a `ContainerGroupId` or
+/// `ResourceId`. (serde_json bounds the nesting, so the recursion is bounded too.)
+fn names_a_group(value: &Value) -> bool {
+    match value {
+        Value::Object(o) => {
+            o.contains_key("ContainerGroupId")
+                || o.contains_key("ResourceId")
+                || o.values().any(names_a_group)
+        }
+        Value::Array(items) => items.iter().any(names_a_group),
+        _ => false,
+    }
+}
+
 fn lists(answer: &Value) -> impl Iterator<Item = &Vec<Value>> {
     answer
         .as_object()
@@ -122,5 +172,26 @@ fn correct_total(answer: &mut Value, removed: usize) {
     if let Some(total) = answer.get_mut("TotalCount") {
         let n = total.as_u64().unwrap_or(0).saturating_sub(removed as u64);
         *total = Value::from(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn groups_outside_the_filtered_lists_are_refused() {
+        let hidden =
+            json!({"ContainerGroups": [], "Extra": {"Items": [{"ContainerGroupId": "x"}]}});
+        assert!(refuse_hidden_groups(&hidden, Filtered::List("ContainerGroups")).is_err());
+        let nested = json!({"Result": {"TagResources": [{"ResourceId": "x"}]}});
+        assert!(refuse_hidden_groups(&nested, Filtered::TopLevelLists).is_err());
+        let fine = json!({"RequestId": "r", "TotalCount": 1, "NextToken": "",
+            "ContainerGroups": [{"ContainerGroupId": "x", "Containers": [{"Name": "a"}]}]});
+        assert!(refuse_hidden_groups(&fine, Filtered::List("ContainerGroups")).is_ok());
+        let lists = json!({"TagResources": [{"ResourceId": "x"}], "NextToken": "t"});
+        assert!(refuse_hidden_groups(&lists, Filtered::TopLevelLists).is_ok());
+        assert!(refuse_hidden_groups(&json!([1]), Filtered::TopLevelLists).is_err());
     }
 }

@@ -91,6 +91,7 @@ impl Upstream {
                 .await
                 .map_err(|e| UpstreamError::Unreachable(format!("reading the answer: {e}")))?
                 .to_bytes();
+            let body = check_answer(status, content_type.as_ref(), body)?;
             Ok(UpstreamResponse {
                 status,
                 content_type,
@@ -103,6 +104,75 @@ impl Upstream {
     }
 }
 
+/// The fields of an Alibaba-shaped error answer that are passed on to the caller.
+const ERROR_FIELDS: &[&str] = &[
+    "RequestId",
+    "HostId",
+    "Code",
+    "Message",
+    "Recommend",
+    "AccessDeniedDetail",
+];
+
+/// Fix (tests/faults.rs): what the backend answered used to be passed on as it came,
+/// whatever it was, whenever it was not a list ramgate filters. So an HTML error page, a
+/// truncated or invalid JSON document, or a 500 reached the caller as if it were the
+/// backend's answer, and a non-2xx answer to a filtered list (which is not filtered) could
+/// carry items the caller may not see. Now an answer is accepted only if it is what the
+/// ECI API answers, and anything else is a typed failure the proxy turns into its own
+/// Alibaba-shaped 502 (a 503 for metadata lookups), never a pass-through:
+///
+/// * its `Content-Type`, when given, is JSON (`application/json`, `text/json`, `*+json`);
+/// * its body is one JSON object;
+/// * a 5xx is the backend failing: a 502 carrying the backend's status and code;
+/// * any other non-2xx must be an Alibaba error (a string `Code`), and only its error
+///   fields ([`ERROR_FIELDS`]) are passed on.
+fn check_answer(
+    status: StatusCode,
+    content_type: Option<&HeaderValue>,
+    body: Bytes,
+) -> Result<Bytes, UpstreamError> {
+    let bad = |what: String| {
+        UpstreamError::Unreachable(format!("the backend answered HTTP {status} with {what}"))
+    };
+    if let Some(ct) = content_type {
+        let media = ct
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !(media == "application/json" || media == "text/json" || media.ends_with("+json")) {
+            return Err(bad(format!("Content-Type {ct:?}, not JSON")));
+        }
+    }
+    let answer: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("a body that is not a JSON object ({e})")))?;
+    let field = |name: &str| answer.get(name).and_then(serde_json::Value::as_str);
+    if status.is_server_error() {
+        return Err(bad(format!(
+            "{} ({})",
+            field("Code").unwrap_or("no error code"),
+            field("Message").unwrap_or("no message")
+        )));
+    }
+    if status.is_success() {
+        return Ok(body);
+    }
+    if field("Code").is_none() {
+        return Err(bad("an error that has no Code".to_owned()));
+    }
+    let error: serde_json::Map<String, serde_json::Value> = answer
+        .into_iter()
+        .filter(|(name, _)| ERROR_FIELDS.contains(&name.as_str()))
+        .collect();
+    serde_json::to_vec(&error)
+        .map(Bytes::from)
+        .map_err(|e| bad(format!("an error that cannot be re-encoded ({e})")))
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -112,4 +182,63 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(status: u16, content_type: Option<&str>, body: &str) -> Result<String, String> {
+        let ct = content_type.map(|c| HeaderValue::from_str(c).unwrap());
+        check_answer(
+            StatusCode::from_u16(status).unwrap(),
+            ct.as_ref(),
+            Bytes::from(body.to_owned()),
+        )
+        .map(|b| String::from_utf8(b.to_vec()).unwrap())
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn json_objects_pass_as_they_are() {
+        let ok = r#"{"RequestId":"r","TotalCount":0}"#;
+        assert_eq!(
+            check(200, Some("application/json;charset=utf-8"), ok).unwrap(),
+            ok
+        );
+        assert_eq!(check(200, None, ok).unwrap(), ok);
+        assert_eq!(
+            check(200, Some("application/problem+json"), ok).unwrap(),
+            ok
+        );
+    }
+
+    #[test]
+    fn anything_else_is_a_failure() {
+        let ok = r#"{"RequestId":"r"}"#;
+        for (status, ct, body) in [
+            (200, Some("text/html"), ok),
+            (200, Some("text/plain"), ok),
+            (200, None, "<html></html>"),
+            (200, None, ""),
+            (200, None, "[1]"),
+            (200, None, r#"{"RequestId":"#),
+            (500, None, r#"{"Code":"InternalError","Message":"m"}"#),
+            (503, Some("text/html"), "<h1>down</h1>"),
+            (404, None, r#"{"Message":"no code"}"#),
+        ] {
+            assert!(check(status, ct, body).is_err(), "{status} {ct:?} {body}");
+        }
+    }
+
+    #[test]
+    fn errors_keep_only_their_error_fields() {
+        let body = r#"{"RequestId":"r","Code":"InvalidParameter","Message":"m","ContainerGroups":[{"ContainerGroupId":"secret"}],"TotalCount":1}"#;
+        let got: serde_json::Value =
+            serde_json::from_str(&check(400, None, body).unwrap()).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({"RequestId":"r","Code":"InvalidParameter","Message":"m"})
+        );
+    }
 }

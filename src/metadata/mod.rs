@@ -238,9 +238,23 @@ impl MetadataClient {
             for group in answer.container_groups {
                 let meta = group.into_meta();
                 // Only ids we asked for: a backend that ignores filters cannot plant others.
-                if chunk.contains(&meta.id) {
-                    out.insert(meta.id.clone(), Arc::new(meta));
+                if !chunk.contains(&meta.id) {
+                    continue;
                 }
+                // Fix (tests/faults.rs, `TwoAnswers`): an id answered twice used to keep
+                // whichever item came last, so a backend that reported one group in two
+                // resource groups, or with two sets of tags, could have ramgate decide on
+                // the more permissive one. Contradicting answers fail the lookup (503).
+                if out
+                    .get(&meta.id)
+                    .is_some_and(|seen: &Arc<ContainerGroupMeta>| **seen != meta)
+                {
+                    return Err(LookupError(format!(
+                        "the backend's metadata answer describes {:?} twice, differently",
+                        meta.id
+                    )));
+                }
+                out.insert(meta.id.clone(), Arc::new(meta));
             }
         }
         crate::ops::metrics::metadata_lookup(started.elapsed());

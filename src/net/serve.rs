@@ -18,9 +18,11 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -189,6 +191,7 @@ pub async fn serve_with<A, F, S, B>(
                 let make_service = make_service.clone();
                 let builder = builder.clone();
                 let handshake_timeout = opts.handshake_timeout;
+                let opts_header_read_timeout = opts.header_read_timeout;
                 let name = opts.name.clone();
                 tasks.spawn(async move {
                     // Held for the connection's whole life: this is what the limit counts.
@@ -205,6 +208,9 @@ pub async fn serve_with<A, F, S, B>(
                         }
                     };
                     let service = make_service(ConnInfo { peer, local, meta });
+                    // hyper's header_read_timeout only starts once the HTTP/1 parser runs;
+                    // before that, the version sniffing reads with no deadline at all.
+                    let stream = FirstBytesDeadline::new(stream, opts_header_read_timeout);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(listener = %name, %peer, "connection ended with an error: {e}");
@@ -230,5 +236,99 @@ pub async fn serve_with<A, F, S, B>(
             "grace period over; closing the remaining connections"
         );
         tasks.shutdown().await;
+    }
+}
+
+/// The length of the HTTP/2 connection preface: hyper-util's `auto` builder reads up to this
+/// many bytes to tell HTTP/1 from h2 before either protocol's own timers run.
+const VERSION_SNIFF_BYTES: usize = 24;
+
+/// A stream whose first [`VERSION_SNIFF_BYTES`] bytes must arrive within a deadline.
+///
+/// Fix (tests/abuse.rs `slow_header_clients_are_cut_off`): hyper-util's `auto` builder
+/// reads the first bytes of a connection to choose HTTP/1 or h2 without any timeout, and
+/// hyper's `header_read_timeout` only starts after that. A client that connected and sent
+/// nothing (or stopped inside the h2 preface) held its connection, and a slot of
+/// `max_connections`, forever: with a few hundred such sockets, nobody else was served.
+/// Reads now fail with `TimedOut` once the deadline passes before those bytes arrived;
+/// after them the stream is a plain pass-through and the protocols' own timers apply.
+struct FirstBytesDeadline<S> {
+    inner: S,
+    /// Armed until enough bytes were read; `None` when disabled or done.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    read: usize,
+}
+
+impl<S> FirstBytesDeadline<S> {
+    fn new(inner: S, timeout: Option<Duration>) -> Self {
+        Self {
+            inner,
+            deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            read: 0,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytesDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.read += buf.filled().len() - before;
+                if this.read >= VERSION_SNIFF_BYTES {
+                    this.deadline = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if expired {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client sent no request within the header read timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytesDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

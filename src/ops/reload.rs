@@ -140,7 +140,6 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
                 if !(forced || had_error) {
                     return Outcome::Unchanged;
                 }
-                crate::ops::metrics::reload(true, current.generation);
                 tracing::info!(
                     generation = current.generation,
                     ?trigger,
@@ -155,7 +154,6 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
                 let generation = next.generation;
                 let files = next.files.len();
                 state.snapshot.store(Arc::new(next));
-                crate::ops::metrics::reload(true, generation);
                 tracing::info!(generation, files, ?trigger, "policy snapshot reloaded");
                 Outcome::Swapped(generation)
             }
@@ -171,7 +169,6 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
                 problems: problems.0.iter().map(problem).collect(),
             };
             lock(&state.reload.status).last_error = Some(error);
-            crate::ops::metrics::reload(false, current.generation);
             Outcome::Failed
         }
     };
@@ -180,6 +177,13 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
         trigger,
         outcome,
     });
+    // Counted only once the status page tells the same story: whoever sees the counter
+    // move finds this attempt in `/v1/status`.
+    match outcome {
+        Outcome::Failed => crate::ops::metrics::reload(false, current.generation),
+        Outcome::Swapped(generation) => crate::ops::metrics::reload(true, generation),
+        Outcome::Unchanged => crate::ops::metrics::reload(true, current.generation),
+    }
     outcome
 }
 

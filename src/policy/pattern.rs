@@ -49,16 +49,29 @@ impl std::fmt::Display for Pattern {
 
 /// Iterative wildcard match with single-star backtracking: linear in practice, never
 /// exponential.
+///
+/// Resource patterns such as `acs:eci:*:*:containergroup/*` are globs, matched on every
+/// decision, so the usual case runs on bytes without allocating. Byte matching is exact
+/// when the pattern has no `?` (UTF-8 literals can only match at character boundaries) or
+/// the text is ASCII (a byte is a character); otherwise `?` must consume one whole
+/// character, and the match runs on characters.
 fn glob_match(pattern: &str, text: &str) -> bool {
+    if !pattern.contains('?') || text.is_ascii() {
+        return glob_match_units(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    glob_match_units(&p, &t, '*', '?')
+}
+
+fn glob_match_units<T: Copy + PartialEq>(p: &[T], t: &[T], star_unit: T, one: T) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+        if pi < p.len() && (p[pi] == one || (p[pi] != star_unit && p[pi] == t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_unit {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -69,7 +82,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == star_unit)
 }
 
 #[cfg(test)]
@@ -110,6 +123,11 @@ mod tests {
             ("a*b*c", "aXXbYY", false),
             ("*a*", "bab", true),
             ("é?", "éx", true),
+            ("a?c", "aéc", true),
+            ("a?c", "aééc", false),
+            ("*é*", "xéy", true),
+            ("a*é", "aXé", true),
+            ("a*é", "aXe", false),
             ("x", "X", false),
         ];
         for (p, t, want) in cases {

@@ -64,6 +64,16 @@ pub fn parse(
             "the method {method} is not supported; use POST (or GET)"
         )));
     }
+    // Request smuggling guard (tests/abuse.rs). hyper frames a request that carries both
+    // Content-Length and Transfer-Encoding by the latter and drops the former before
+    // ramgate sees it, so the conflict cannot be detected here; a front proxy that framed
+    // it by Content-Length would have read a different request. ECI parameters are small
+    // and the SDKs send them with Content-Length, so any Transfer-Encoding is refused.
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return Err(RequestError::Malformed(
+            "a request body with Transfer-Encoding is refused (it is how requests are smuggled past proxies); send it with Content-Length".to_owned(),
+        ));
+    }
     let raw_query = uri.query().unwrap_or_default().to_owned();
     let query = collect::query_pairs(&raw_query)?;
     let raw_body = body;
