@@ -6,8 +6,9 @@ use crate::decision::{Authorizer, Visibility};
 use crate::metadata::GroupItem;
 use crate::model::ContainerGroupMeta;
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,40 +16,75 @@ use std::sync::Arc;
 pub struct FilterError(String);
 
 /// Filters a DescribeContainerGroups answer.
+///
+/// On the path of every allowed Describe, with answers of tens of kilobytes: the answer is
+/// read once, borrowing each item's raw JSON, only the fields authorization needs are
+/// decoded, and the items kept are copied out as the backend wrote them — no document tree
+/// is built and nothing is re-serialised but the corrected `TotalCount`.
 pub fn describe(
     auth: &Authorizer<'_>,
     action_lower: &str,
     visibility: &Visibility,
     body: &[u8],
 ) -> Result<Bytes, FilterError> {
-    let mut answer: Value =
-        serde_json::from_slice(body).map_err(|e| FilterError(format!("not JSON: {e}")))?;
-    let items = answer
-        .get_mut("ContainerGroups")
-        .and_then(Value::as_array_mut)
+    let answer: BTreeMap<String, &RawValue> =
+        serde_json::from_slice(body).map_err(|e| FilterError(format!("not a JSON object: {e}")))?;
+    let groups = answer
+        .get("ContainerGroups")
         .ok_or_else(|| FilterError("no ContainerGroups list".into()))?;
-    let before = items.len();
-    let mut problem = None;
-    items.retain(
-        |item| match serde_json::from_value::<GroupItem>(item.clone()) {
-            Ok(g) => auth.visible(action_lower, visibility, &g.into_meta()),
-            Err(e) => {
-                problem.get_or_insert(e.to_string());
-                false
-            }
-        },
-    );
-    if let Some(p) = problem {
-        return Err(FilterError(format!(
-            "an item lacks its id, group or tags: {p}"
-        )));
+    let items: Vec<&RawValue> = serde_json::from_str(groups.get())
+        .map_err(|e| FilterError(format!("ContainerGroups is not a list: {e}")))?;
+    let mut kept = Vec::with_capacity(items.len());
+    for item in &items {
+        let group: GroupItem = serde_json::from_str(item.get())
+            .map_err(|e| FilterError(format!("an item lacks its id, group or tags: {e}")))?;
+        if auth.visible(action_lower, visibility, &group.into_meta()) {
+            kept.push(*item);
+        }
     }
-    let removed = before - items.len();
-    refuse_hidden_groups(&answer, Filtered::List("ContainerGroups"))?;
-    correct_total(&mut answer, removed);
-    serde_json::to_vec(&answer)
-        .map(Bytes::from)
-        .map_err(|e| FilterError(e.to_string()))
+    let removed = items.len() - kept.len();
+
+    let mut out = Vec::with_capacity(body.len());
+    out.push(b'{');
+    for (i, (key, value)) in answer.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key).map_err(|e| FilterError(e.to_string()))?;
+        out.push(b':');
+        match key.as_str() {
+            "ContainerGroups" => {
+                out.push(b'[');
+                for (j, item) in kept.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(item.get().as_bytes());
+                }
+                out.push(b']');
+            }
+            "TotalCount" => {
+                let total: Value =
+                    serde_json::from_str(value.get()).map_err(|e| FilterError(e.to_string()))?;
+                let corrected = total.as_u64().unwrap_or(0).saturating_sub(removed as u64);
+                out.extend_from_slice(corrected.to_string().as_bytes());
+            }
+            _ => {
+                // Small fields (RequestId, NextToken): read whole, so a container group
+                // placed here cannot pass unchecked.
+                let other: Value =
+                    serde_json::from_str(value.get()).map_err(|e| FilterError(e.to_string()))?;
+                if names_a_group(&other) {
+                    return Err(FilterError(format!(
+                        "{key:?} names container groups outside the lists ramgate filters"
+                    )));
+                }
+                out.extend_from_slice(value.get().as_bytes());
+            }
+        }
+    }
+    out.push(b'}');
+    Ok(Bytes::from(out))
 }
 
 /// The ids of the container groups a list answer's items refer to (`ContainerGroupId` or
@@ -82,7 +118,7 @@ pub fn list(
     let mut answer: Value =
         serde_json::from_slice(body).map_err(|e| FilterError(format!("not JSON: {e}")))?;
     // Top-level lists are filtered item by item below; anything else must not name a group.
-    refuse_hidden_groups(&answer, Filtered::TopLevelLists)?;
+    refuse_hidden_groups(&answer)?;
     let Some(object) = answer.as_object_mut() else {
         return Err(FilterError("not a JSON object".into()));
     };
@@ -106,31 +142,18 @@ pub fn list(
         .map_err(|e| FilterError(e.to_string()))
 }
 
-/// Which parts of an answer were filtered item by item.
-#[derive(Clone, Copy)]
-enum Filtered<'a> {
-    /// One top-level list (Describe's `ContainerGroups`).
-    List(&'a str),
-    /// Every top-level list (the generic list filter).
-    TopLevelLists,
-}
-
 /// Fix (tests/faults.rs, `HiddenItems`): only the lists the filters know were checked, and
 /// the rest of the answer was passed on as it came, so container groups placed anywhere
-/// else (another key of a Describe answer, a list nested in an object) reached the caller
+/// else (a list nested in an object, another key of a Describe answer) reached the caller
 /// unchecked. Now an answer that names a container group (`ContainerGroupId` or
-/// `ResourceId`) outside the lists filtered item by item cannot be filtered: it is refused
-/// (502), never passed through.
-fn refuse_hidden_groups(answer: &Value, filtered: Filtered<'_>) -> Result<(), FilterError> {
+/// `ResourceId`) outside its top-level lists, which are filtered item by item, cannot be
+/// filtered: it is refused (502), never passed through.
+fn refuse_hidden_groups(answer: &Value) -> Result<(), FilterError> {
     let Some(object) = answer.as_object() else {
         return Err(FilterError("not a JSON object".into()));
     };
     for (key, value) in object {
-        let checked = match filtered {
-            Filtered::List(name) => key == name,
-            Filtered::TopLevelLists => value.is_array(),
-        };
-        if !checked && names_a_group(value) {
+        if !value.is_array() && names_a_group(value) {
             return Err(FilterError(format!(
                 "{key:?} names container groups outside the lists ramgate filters"
             )));
@@ -182,16 +205,14 @@ mod tests {
 
     #[test]
     fn groups_outside_the_filtered_lists_are_refused() {
-        let hidden =
-            json!({"ContainerGroups": [], "Extra": {"Items": [{"ContainerGroupId": "x"}]}});
-        assert!(refuse_hidden_groups(&hidden, Filtered::List("ContainerGroups")).is_err());
         let nested = json!({"Result": {"TagResources": [{"ResourceId": "x"}]}});
-        assert!(refuse_hidden_groups(&nested, Filtered::TopLevelLists).is_err());
-        let fine = json!({"RequestId": "r", "TotalCount": 1, "NextToken": "",
-            "ContainerGroups": [{"ContainerGroupId": "x", "Containers": [{"Name": "a"}]}]});
-        assert!(refuse_hidden_groups(&fine, Filtered::List("ContainerGroups")).is_ok());
+        assert!(refuse_hidden_groups(&nested).is_err());
         let lists = json!({"TagResources": [{"ResourceId": "x"}], "NextToken": "t"});
-        assert!(refuse_hidden_groups(&lists, Filtered::TopLevelLists).is_ok());
-        assert!(refuse_hidden_groups(&json!([1]), Filtered::TopLevelLists).is_err());
+        assert!(refuse_hidden_groups(&lists).is_ok());
+        assert!(refuse_hidden_groups(&json!([1])).is_err());
+        assert!(names_a_group(
+            &json!({"Extra": {"Items": [{"ContainerGroupId": "x"}]}})
+        ));
+        assert!(!names_a_group(&json!({"RequestId": "r", "NextToken": ""})));
     }
 }

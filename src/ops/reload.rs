@@ -11,13 +11,13 @@
 //! may all notice one change, but it is loaded, logged and counted once. `SIGHUP` always
 //! reloads (and is always counted): it is an operator asking.
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Position};
+use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::net::Shutdown;
 use crate::proxy::State;
-use crate::snapshot::{list_files, Snapshot};
+use crate::snapshot::{read_sources, Snapshot};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
@@ -120,7 +120,9 @@ impl ReloadState {
 pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
     let dir = &state.config.policy.dir;
     let mut last_read = lock(&state.reload.serial);
-    let read = read_dir(dir);
+    // Every file the snapshot would be built from, read once: what is fingerprinted is
+    // exactly what is compiled.
+    let read = read_sources(dir);
     let fingerprint = fingerprint(&read);
     let forced = trigger == Trigger::Signal;
     if !forced && *last_read == Some(fingerprint) {
@@ -184,37 +186,11 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
         Outcome::Swapped(generation) => crate::ops::metrics::reload(true, generation),
         Outcome::Unchanged => crate::ops::metrics::reload(true, current.generation),
     }
+    // The build's scratch (and the replaced snapshot, unless a request still holds it) is
+    // free now: give it back rather than keep the load's peak resident.
+    drop(current);
+    crate::ops::memory::release_free_heap();
     outcome
-}
-
-/// Every file the snapshot would be built from, read once: what is fingerprinted is
-/// exactly what is compiled.
-fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>, Diagnostics> {
-    let paths = list_files(dir).map_err(|e| {
-        Diagnostics(vec![Diagnostic::error(
-            dir,
-            Position::default(),
-            format!("cannot read the policy directory: {e}"),
-        )
-        .with_hint("check that [policy] dir points at a readable directory")])
-    })?;
-    let mut sources = Vec::with_capacity(paths.len());
-    let mut problems = Vec::new();
-    for path in paths {
-        match std::fs::read_to_string(&path) {
-            Ok(source) => sources.push((path, source)),
-            Err(e) => problems.push(Diagnostic::error(
-                &path,
-                Position::default(),
-                format!("cannot read the file: {e}"),
-            )),
-        }
-    }
-    if problems.is_empty() {
-        Ok(sources)
-    } else {
-        Err(Diagnostics(problems))
-    }
 }
 
 /// A hash of the names and contents read, or of the reading's failure: a directory that
@@ -330,6 +306,7 @@ impl Hangup {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use std::path::Path;
 
     const PRINCIPALS: &str = r#"
 [account]

@@ -297,7 +297,10 @@ impl Drop for Held {
         // snapshot, nor another request) can reach it any more: it is ours alone to free.
         if Arc::strong_count(&snapshot) == 1 {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn_blocking(move || drop(snapshot));
+                runtime.spawn_blocking(move || {
+                    drop(snapshot);
+                    crate::ops::memory::release_free_heap();
+                });
             }
         }
     }

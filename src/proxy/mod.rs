@@ -43,6 +43,7 @@ impl State {
             tracing::warn!("{warning}");
         }
         snapshot.generation = 1;
+        crate::ops::memory::release_free_heap();
         // The first load is not a reload: it sets the gauges but is not counted.
         crate::ops::metrics::snapshot_loaded(1, snapshot.loaded_at);
         let upstream = Upstream::new(&config.upstream.url, config.upstream.timeout_ms)?;
