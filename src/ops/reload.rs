@@ -104,6 +104,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ReloadState {
+    /// The state after the start-up load read `read`: the first periodic check finds the
+    /// directory as it was and does not build it a second time.
+    pub fn having_read(read: &Result<Vec<(PathBuf, String)>, Diagnostics>) -> Self {
+        Self {
+            serial: Mutex::new(Some(fingerprint(read))),
+            status: Mutex::default(),
+        }
+    }
+
     /// The last failed reload, unless a load succeeded since.
     pub fn last_error(&self) -> Option<ReloadError> {
         lock(&self.status).last_error.clone()
@@ -129,9 +138,25 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
         return Outcome::Unchanged;
     }
     *last_read = Some(fingerprint);
+    let outcome = build_and_swap(state, trigger, read);
+    // The build's scratch (and the replaced snapshot, unless a request still holds it) is
+    // free now: give it back rather than keep the load's peak resident.
+    crate::ops::memory::release_free_heap();
+    outcome
+}
 
+/// Builds a snapshot from what was read and swaps it in if it differs from the current
+/// one; records and counts the attempt.
+fn build_and_swap(
+    state: &State,
+    trigger: Trigger,
+    read: Result<Vec<(PathBuf, String)>, Diagnostics>,
+) -> Outcome {
+    let forced = trigger == Trigger::Signal;
     let current = state.snapshot.load_full();
-    let built = read.and_then(|sources| Snapshot::build(dir, state.config.account(), sources));
+    let built = read.and_then(|sources| {
+        Snapshot::build(&state.config.policy.dir, state.config.account(), sources)
+    });
     let outcome = match built {
         Ok(mut next) => {
             let had_error = lock(&state.reload.status).last_error.take().is_some();
@@ -186,10 +211,6 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
         Outcome::Swapped(generation) => crate::ops::metrics::reload(true, generation),
         Outcome::Unchanged => crate::ops::metrics::reload(true, current.generation),
     }
-    // The build's scratch (and the replaced snapshot, unless a request still holds it) is
-    // free now: give it back rather than keep the load's peak resident.
-    drop(current);
-    crate::ops::memory::release_free_heap();
     outcome
 }
 

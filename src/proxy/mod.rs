@@ -15,6 +15,7 @@ use crate::metadata::MetadataClient;
 use crate::net::tls::{TlsAcceptor, TlsMeta};
 use crate::net::{self, ConnInfo, PlainAcceptor, ServeOptions, Shutdown};
 use crate::ops::decision_log::DecisionLog;
+use crate::ops::reload::ReloadState;
 use crate::snapshot::Snapshot;
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
@@ -37,8 +38,11 @@ pub struct State {
 impl State {
     /// Loads the policy directory (every problem reported) and prepares the clients.
     pub fn new(config: Config) -> Result<Arc<State>, String> {
-        let mut snapshot =
-            Snapshot::load(&config.policy.dir, config.account()).map_err(|d| d.to_string())?;
+        let read = crate::snapshot::read_sources(&config.policy.dir);
+        let reload = ReloadState::having_read(&read);
+        let mut snapshot = read
+            .and_then(|sources| Snapshot::build(&config.policy.dir, config.account(), sources))
+            .map_err(|d| d.to_string())?;
         for warning in &snapshot.warnings {
             tracing::warn!("{warning}");
         }
@@ -61,7 +65,7 @@ impl State {
             upstream,
             nonces,
             decision_log,
-            reload: Default::default(),
+            reload,
             config,
         }))
     }
