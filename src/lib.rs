@@ -24,8 +24,8 @@
 //! * [`model`] — tags and container-group facts shared by engine, cache and backend.
 //!
 //! Around it: [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload,
-//! decision log), [`backend`] (the in-memory ECI service), [`demo`], [`cli`] (`check`,
-//! `explain`).
+//! decision log, heap trim after loads), [`backend`] (the in-memory ECI service), [`demo`],
+//! [`cli`] (`check`, `explain`).
 
 pub mod backend;
 pub mod catalogue;

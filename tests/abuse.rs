@@ -11,10 +11,9 @@
 mod corpus;
 mod support;
 
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{as_user, get_json, request_json, start_backend, v3, Ramgate};
+use support::{as_user, clear_recorded, get_json, recorded, start_backend, v3, Ramgate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -146,19 +145,6 @@ fn setup(listen: &str) -> Setup {
         admin,
         _dirs: (policies, dir),
     }
-}
-
-async fn recorded(backend: SocketAddr) -> Vec<Value> {
-    get_json(backend, "/_backend/requests")
-        .await
-        .1
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-async fn clear_recorded(backend: SocketAddr) {
-    request_json(backend, "DELETE", "/_backend/requests", &[], "").await;
 }
 
 async fn assert_nothing_reached(backend: SocketAddr, what: &str) {

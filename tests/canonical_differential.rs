@@ -26,6 +26,8 @@
 
 mod support;
 
+use support::SplitMix as Choices;
+
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
@@ -236,29 +238,6 @@ fn injection() -> impl Strategy<Value = Option<Injection>> {
             ActionConflict, TagGap, ValueWithoutKey, ActionRecased,
         ]).prop_map(Some),
     ]
-}
-
-/// A small deterministic generator for the encoding choices (drawn from one seed, so a
-/// failing case is reproduced from its seed).
-struct Choices(u64);
-
-impl Choices {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, in_n: usize) -> bool {
-        self.below(in_n) == 0
-    }
 }
 
 /// Percent-encodes one name or value, each character its own way: unreserved characters

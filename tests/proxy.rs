@@ -9,7 +9,10 @@ mod support;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use support::{as_user, get_json, post_query, request_json, start_backend, start_proxy, v3, Proxy};
+use support::{
+    as_user, clear_recorded, get_json, post_query, recorded, request_json, start_backend,
+    start_proxy, v3, Proxy,
+};
 
 const DESCRIBE: &str = "DescribeContainerGroups";
 
@@ -43,19 +46,6 @@ async fn describe_calls(backend: SocketAddr) -> u64 {
     state(backend).await["describe_calls"]
         .as_u64()
         .unwrap_or(u64::MAX)
-}
-
-async fn recorded(backend: SocketAddr) -> Vec<Value> {
-    get_json(backend, "/_backend/requests")
-        .await
-        .1
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-async fn clear_recorded(backend: SocketAddr) {
-    request_json(backend, "DELETE", "/_backend/requests", &[], "").await;
 }
 
 async fn faults(backend: SocketAddr, query: &str) {

@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{as_user, Ramgate};
+use support::{as_user, Ramgate, SplitMix as Rng};
 use tokio::sync::RwLock;
 
 const ACCOUNT: &str = "1234567890123456";
@@ -75,29 +75,6 @@ const SEED: &[(&str, &[(&str, &str)])] = &[
     ("rg-test-b", &[("env", "prod")]),
     ("rg-test-a", &[]),
 ];
-
-/// splitmix64: a small, seedable generator (the seed is printed, so a run can be replayed
-/// as far as timing allows).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, in_n: usize) -> bool {
-        self.below(in_n) == 0
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// One statement from a pool of the shapes that matter: tag conditions of each kind,
 /// resource patterns, explicit denies, source-IP and transport conditions.
@@ -515,12 +492,18 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
             let got = verdict(status, &body);
             let what = || format!("{caller} Create {params:?}: {status} {body}");
             if let Some(id) = body["ContainerGroupId"].as_str() {
-                // Keep the backend's world as seeded: remove it again, directly.
-                let _ = support::v3(
+                // Keep the backend's world as seeded: remove it again, directly. The backend
+                // may be restarting (which reseeds it anyway): a failure is no matter.
+                let query = support::encode(&[("RegionId", REGION), ("ContainerGroupId", id)]);
+                let _ = support::try_request(
                     shared.backend,
-                    "DeleteContainerGroup",
-                    &[("RegionId", REGION), ("ContainerGroupId", id)],
-                    &[],
+                    "POST",
+                    &format!("/?{query}"),
+                    &[
+                        ("x-acs-action", "DeleteContainerGroup"),
+                        ("x-acs-version", "2018-08-08"),
+                    ],
+                    "",
                 )
                 .await;
             }

@@ -5,8 +5,9 @@
 //! glibc's allocator keeps freed pages mapped. Without a trim a sidecar's resident memory
 //! stays at the load's peak for good; with one it falls back to what is in use.
 
-/// Returns free heap pages to the OS. Cheap when there is little to return; called from the
-/// reload thread, never on a request.
+/// Returns free heap pages to the OS. Cheap when there is little to return; called off the
+/// request path (start-up, the reload thread, the blocking pool), after a snapshot's
+/// scratch or a replaced snapshot was freed.
 pub fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only walks glibc's own arenas under their locks; it takes no

@@ -296,6 +296,20 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> (StatusCode, HeaderMap, Bytes) {
+    try_request(addr, method, path_and_query, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`request`], for a peer that may be down (a backend being restarted): a failed exchange
+/// is an error, not a panic.
+pub async fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
     let method = Method::from_bytes(method.as_bytes())
         .unwrap_or_else(|e| panic!("bad method {method:?}: {e}"));
     let mut builder = Request::builder()
@@ -314,18 +328,18 @@ pub async fn request(
         let response = client
             .request(req)
             .await
-            .unwrap_or_else(|e| panic!("request to {addr} failed: {e:?}"));
+            .map_err(|e| format!("request to {addr} failed: {e:?}"))?;
         let (parts, body) = response.into_parts();
         let bytes = body
             .collect()
             .await
-            .unwrap_or_else(|e| panic!("reading the answer from {addr} failed: {e}"))
+            .map_err(|e| format!("reading the answer from {addr} failed: {e}"))?
             .to_bytes();
-        (parts.status, parts.headers, bytes)
+        Ok((parts.status, parts.headers, bytes))
     };
     tokio::time::timeout(HTTP_TIMEOUT, exchange)
         .await
-        .unwrap_or_else(|_| panic!("no answer from {addr} within {HTTP_TIMEOUT:?}"))
+        .map_err(|_| format!("no answer from {addr} within {HTTP_TIMEOUT:?}"))?
 }
 
 /// Like [`request`], the body parsed as JSON (a non-JSON body comes back as a string).
@@ -388,4 +402,47 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> (StatusCode, Value) {
 fn to_json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// splitmix64: a small, seedable generator for tests that draw many random choices (they
+/// print the seed, so a failing run can be replayed).
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// True once in `in_n` draws.
+    pub fn chance(&mut self, in_n: usize) -> bool {
+        self.below(in_n) == 0
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// The requests `ramgate backend` recorded, oldest first.
+pub async fn recorded(backend: SocketAddr) -> Vec<Value> {
+    get_json(backend, "/_backend/requests")
+        .await
+        .1
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Forgets the backend's recorded requests.
+pub async fn clear_recorded(backend: SocketAddr) {
+    request_json(backend, "DELETE", "/_backend/requests", &[], "").await;
 }
