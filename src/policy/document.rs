@@ -6,6 +6,7 @@ use super::json::{self, Member, Spanned, Value};
 use super::pattern::Pattern;
 use super::{Effect, Policy, Statement};
 use crate::diagnostics::{Diagnostic, Diagnostics, Position};
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
         file: &display_file,
         source,
         problems: Vec::new(),
+        unlisted: 0,
     };
     let root = match json::parse(source) {
         Ok(root) => root,
@@ -32,6 +34,16 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
         }
     };
     let statements = cx.document(&root);
+    if cx.unlisted > 0 {
+        cx.problems.push(
+            Diagnostic::error(
+                &display_file,
+                Position { line: 1, column: 1 },
+                format!("{} more problems in this file are not listed", cx.unlisted),
+            )
+            .with_hint("fix the problems above and check the file again"),
+        );
+    }
     if cx.problems.is_empty() {
         Ok(Policy {
             name: name.into(),
@@ -43,10 +55,17 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
     }
 }
 
+/// Problems reported per file; more are counted, not listed. A hundred is more than anyone
+/// reads, and finding each one's line is a scan of the file: listing a hundred thousand
+/// (a generated file that repeats one key) would take minutes.
+const MAX_PROBLEMS: usize = 100;
+
 struct Checker<'a> {
     file: &'a Path,
     source: &'a str,
     problems: Vec<Diagnostic>,
+    /// Problems found beyond [`MAX_PROBLEMS`].
+    unlisted: usize,
 }
 
 impl Checker<'_> {
@@ -54,7 +73,19 @@ impl Checker<'_> {
         Position::of_offset(self.source, offset)
     }
 
+    /// False (and the problem counted) once [`MAX_PROBLEMS`] are listed.
+    fn room(&mut self) -> bool {
+        if self.problems.len() < MAX_PROBLEMS {
+            return true;
+        }
+        self.unlisted += 1;
+        false
+    }
+
     fn error(&mut self, offset: usize, message: impl Into<String>, hint: Option<String>) {
+        if !self.room() {
+            return;
+        }
         let mut d = Diagnostic::error(self.file, self.at(offset), message);
         d.hint = hint;
         self.problems.push(d);
@@ -70,14 +101,13 @@ impl Checker<'_> {
             );
             return None;
         };
-        for (i, m) in members.iter().enumerate() {
-            if members[..i].iter().any(|earlier| earlier.key == m.key) {
-                self.error(
-                    m.key_offset,
-                    format!("\"{}\" appears twice in {what}", m.key),
-                    Some("JSON keeps only one of them; merge the two into one entry".into()),
-                );
-            }
+        for (repeated, _) in repeated_keys(members) {
+            let m = &members[repeated];
+            self.error(
+                m.key_offset,
+                format!("\"{}\" appears twice in {what}", m.key),
+                Some("JSON keeps only one of them; merge the two into one entry".into()),
+            );
         }
         Some(members)
     }
@@ -283,8 +313,10 @@ impl Checker<'_> {
             return Vec::new();
         };
         let mut conditions = Vec::new();
+        let repeated_operators = repeated_keys(operators);
+        let mut repeated_operators = repeated_operators.iter().peekable();
         for (i, op) in operators.iter().enumerate() {
-            if operators[..i].iter().any(|e| e.key == op.key) {
+            if repeated_operators.next_if(|(r, _)| *r == i).is_some() {
                 self.error(
                     op.key_offset,
                     format!(
@@ -306,9 +338,14 @@ impl Checker<'_> {
                 );
                 continue;
             };
+            let repeated = repeated_keys(keys);
+            let mut repeated = repeated.iter().peekable();
             for (j, key) in keys.iter().enumerate() {
-                if let Some(first) = keys[..j].iter().find(|e| e.key == key.key) {
-                    let first_line = self.at(first.key_offset).line;
+                if let Some(&(_, first)) = repeated.next_if(|(r, _)| *r == j) {
+                    if !self.room() {
+                        continue;
+                    }
+                    let first_line = self.at(keys[first].key_offset).line;
                     self.error(
                         key.key_offset,
                         format!("the key \"{}\" is repeated in the same \"{}\" block (first on line {first_line}); JSON keeps only one of them", key.key, op.key),
@@ -372,6 +409,31 @@ impl Checker<'_> {
         }
         out
     }
+}
+
+/// `(i, first)` for each member `i` whose key member `first` (earlier in the same object)
+/// already has, in ascending `i`. Objects are usually a handful of keys, compared pairwise;
+/// a large one is indexed, so that a file repeating one key many times is not quadratic.
+fn repeated_keys(members: &[Member]) -> Vec<(usize, usize)> {
+    if members.len() <= 16 {
+        return (0..members.len())
+            .filter_map(|i| {
+                let first = members[..i].iter().position(|e| e.key == members[i].key)?;
+                Some((i, first))
+            })
+            .collect();
+    }
+    let mut firsts: HashMap<&str, usize> = HashMap::with_capacity(members.len());
+    let mut repeated = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        match firsts.entry(m.key.as_str()) {
+            Entry::Occupied(first) => repeated.push((i, *first.get())),
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+    }
+    repeated
 }
 
 #[cfg(test)]

@@ -106,3 +106,25 @@ fn not_action_and_value_types() {
     assert!(!s.covers("eci:describecontainergroups", "x"));
     assert_eq!(s.conditions.len(), 2);
 }
+
+#[test]
+fn many_repeated_keys_list_a_hundred_problems_and_count_the_rest() {
+    // 40 distinct keys (indexed, not compared pairwise), each given 5 times: 160 repeats.
+    let keys: Vec<String> = (0..200)
+        .map(|i| format!("\"eci:tag/k{}\":\"v\"", i % 40))
+        .collect();
+    let src = format!(
+        "{{\"Version\":\"1\",\"Statement\":[{{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\",\n\"Condition\":{{\"StringEquals\":{{{}}}}}}}]}}",
+        keys.join(",\n")
+    );
+    let e = errors(&src);
+    assert_eq!(e.len(), MAX_PROBLEMS + 1, "{e:?}");
+    // The first repeat is key 40 (`k0` again), on line 42, naming line 2 as the first.
+    assert_eq!(e[0].position.line, 42);
+    assert!(e[0].message.contains("first on line 2"), "{}", e[0].message);
+    assert!(
+        e[MAX_PROBLEMS].message.starts_with("60 more problems"),
+        "{}",
+        e[MAX_PROBLEMS].message
+    );
+}
