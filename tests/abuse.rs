@@ -13,7 +13,10 @@ mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{as_user, clear_recorded, get_json, recorded, start_backend, v3, Ramgate};
+use support::{
+    as_user, clear_recorded, get_json, recorded, start_backend, start_proxy_with, v3, Proxy,
+    ProxySettings, Ramgate,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -98,52 +101,31 @@ fn answered(bytes: &[u8]) -> bool {
     bytes.len() >= end + 4 + length
 }
 
-/// Starts `ramgate serve` with `listen` added to its `[listen]` table (the shared
-/// `start_proxy` writes that table itself).
-fn start_proxy_with(
-    backend: SocketAddr,
-    policy_dir: &std::path::Path,
-    listen: &str,
-) -> (Ramgate, SocketAddr, SocketAddr, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = format!(
-        "account_id = \"1234567890123456\"\n\
-         [listen]\naddr = \"127.0.0.1:0\"\n{listen}\n[admin]\naddr = \"127.0.0.1:0\"\n\
-         [upstream]\nurl = \"http://{backend}\"\ntimeout_ms = 5000\n\
-         [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n",
-        policy_dir.display()
-    );
-    let path = dir.path().join("ramgate.toml");
-    std::fs::write(&path, config).expect("write ramgate.toml");
-    let process = Ramgate::start(
-        support::command(&["serve", "--config", &path.to_string_lossy()]),
-        &["proxy", "admin"],
-    );
-    let (addr, admin) = (process.addr("proxy"), process.addr("admin"));
-    (process, addr, admin, dir)
-}
-
 /// A backend, and a proxy in front of it with `listen` in its `[listen]` table.
 struct Setup {
     _backend: Ramgate,
     backend: SocketAddr,
-    _proxy: Ramgate,
+    _proxy: Proxy,
     addr: SocketAddr,
     admin: SocketAddr,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    _policies: tempfile::TempDir,
 }
 
 fn setup(listen: &str) -> Setup {
     let (backend_process, backend) = start_backend();
     let policies = corpus::policy_dir("demo");
-    let (proxy, addr, admin, dir) = start_proxy_with(backend, policies.path(), listen);
+    let settings = ProxySettings {
+        listen,
+        ..ProxySettings::default()
+    };
+    let proxy = start_proxy_with(backend, policies.path(), &settings);
     Setup {
         _backend: backend_process,
         backend,
+        addr: proxy.addr,
+        admin: proxy.admin,
         _proxy: proxy,
-        addr,
-        admin,
-        _dirs: (policies, dir),
+        _policies: policies,
     }
 }
 

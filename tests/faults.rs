@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{as_user, request_json, v3, Ramgate};
+use support::{as_user, request_json, v3};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -330,26 +330,12 @@ async fn respond(
 }
 
 /// `ramgate serve` in front of `upstream`, with a short upstream timeout.
-fn start_proxy(
-    upstream: SocketAddr,
-    policies: &std::path::Path,
-) -> (Ramgate, SocketAddr, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = format!(
-        "account_id = \"1234567890123456\"\n\
-         [listen]\naddr = \"127.0.0.1:0\"\n[admin]\naddr = \"127.0.0.1:0\"\n\
-         [upstream]\nurl = \"http://{upstream}\"\ntimeout_ms = {UPSTREAM_TIMEOUT_MS}\n\
-         [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n",
-        policies.display()
-    );
-    let path = dir.path().join("ramgate.toml");
-    std::fs::write(&path, config).expect("write ramgate.toml");
-    let process = Ramgate::start(
-        support::command(&["serve", "--config", &path.to_string_lossy()]),
-        &["proxy", "admin"],
-    );
-    let addr = process.addr("proxy");
-    (process, addr, dir)
+fn start_proxy(upstream: SocketAddr, policies: &std::path::Path) -> support::Proxy {
+    let settings = support::ProxySettings {
+        upstream_timeout_ms: UPSTREAM_TIMEOUT_MS,
+        ..support::ProxySettings::default()
+    };
+    support::start_proxy_with(upstream, policies, &settings)
 }
 
 fn who(user: &str) -> String {
@@ -429,7 +415,8 @@ const LOOKUP_FAULTS: &[Answer] = &[
 async fn a_lookup_that_fails_in_any_way_is_a_503_and_nothing_is_forwarded() {
     let fake = Fake::start().await;
     let policies = corpus::policy_dir("demo");
-    let (_proxy, proxy, _dir) = start_proxy(fake.addr, policies.path());
+    let proxy_process = start_proxy(fake.addr, policies.path());
+    let proxy = proxy_process.addr;
     for (n, answer) in LOOKUP_FAULTS.iter().enumerate() {
         fake.set(*answer, Answer::Fine);
         // A fresh id each time: nothing is cached yet.
@@ -479,7 +466,8 @@ fn forward_expectation(answer: Answer, got: &(u16, Value)) -> (u16, &'static str
 async fn a_forwarded_call_that_fails_in_any_way_is_a_502_or_504() {
     let fake = Fake::start().await;
     let policies = corpus::policy_dir("demo");
-    let (_proxy, proxy, _dir) = start_proxy(fake.addr, policies.path());
+    let proxy_process = start_proxy(fake.addr, policies.path());
+    let proxy = proxy_process.addr;
     // A filtered list (Describe) and a plain call (Delete, after a proper lookup).
     let list_faults = [
         Answer::Close,
@@ -587,7 +575,8 @@ async fn a_backend_that_refuses_connections_is_a_502_or_503() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let port: SocketAddr = ([127, 0, 0, 3], held.local_addr().expect("addr").port()).into();
     let policies = corpus::policy_dir("demo");
-    let (_proxy, proxy, _dir) = start_proxy(port, policies.path());
+    let proxy_process = start_proxy(port, policies.path());
+    let proxy = proxy_process.addr;
     let got = describe_test_a(proxy).await;
     assert_error("a refused Describe", &got, 502, "BadGateway");
     for user in ["liumi", "root"] {

@@ -68,11 +68,57 @@ pub fn start_proxy(
     top: &str,
     tables: &str,
 ) -> Proxy {
+    start_proxy_with(
+        backend,
+        policy_dir,
+        &ProxySettings {
+            top,
+            tables,
+            ..ProxySettings::default()
+        },
+    )
+}
+
+/// What [`start_proxy_with`] writes into the tables it owns, besides the addresses.
+pub struct ProxySettings<'a> {
+    /// TOML before the tables.
+    pub top: &'a str,
+    /// Extra keys of `[listen]` (e.g. `max_connections = 4`).
+    pub listen: &'a str,
+    /// `[upstream] timeout_ms`.
+    pub upstream_timeout_ms: u64,
+    /// Tables appended after the ones written here.
+    pub tables: &'a str,
+}
+
+impl Default for ProxySettings<'_> {
+    fn default() -> Self {
+        Self {
+            top: "",
+            listen: "",
+            upstream_timeout_ms: 5000,
+            tables: "",
+        }
+    }
+}
+
+/// [`start_proxy`] with keys for the `[listen]` and `[upstream]` tables it writes.
+pub fn start_proxy_with(
+    backend: SocketAddr,
+    policy_dir: &std::path::Path,
+    settings: &ProxySettings<'_>,
+) -> Proxy {
+    let ProxySettings {
+        top,
+        listen,
+        upstream_timeout_ms,
+        tables,
+    } = settings;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let config = format!(
         "account_id = \"1234567890123456\"\n{top}\n\
-         [listen]\naddr = \"127.0.0.1:0\"\n[admin]\naddr = \"127.0.0.1:0\"\n\
-         [upstream]\nurl = \"http://{backend}\"\ntimeout_ms = 5000\n\
+         [listen]\naddr = \"127.0.0.1:0\"\n{listen}\n[admin]\naddr = \"127.0.0.1:0\"\n\
+         [upstream]\nurl = \"http://{backend}\"\ntimeout_ms = {upstream_timeout_ms}\n\
          [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n{tables}\n",
         policy_dir.display()
     );
