@@ -32,10 +32,10 @@ use cedar_policy::{
     Authorizer as CedarAuthorizer, Context as CedarContext, Decision as CedarDecision, Entities,
     EntityUid, PolicyId as CedarPolicyId, PolicySet, Request as CedarRequest, SlotId, Template,
 };
-use common::{account, group, median, Request, ACCOUNT_ID, REGION};
+use common::{account, group, median, Group, Request, ACCOUNT_ID, REGION};
 use criterion::{BenchmarkId, Criterion};
 use ramgate::decision::{Authorizer, Caller};
-use ramgate::model::{ContainerGroupMeta, Tags};
+use ramgate::model::Tags;
 use ramgate::policy::pattern::Pattern;
 use ramgate::principals::{PrincipalId, PrincipalKind};
 use ramgate::snapshot::Snapshot;
@@ -260,7 +260,7 @@ fn uid_of_principal(principal: PrincipalId) -> EntityUid {
 }
 
 /// The account, every resource group, and the container groups the requests name.
-fn entities(snapshot: &Snapshot, metas: &[&ContainerGroupMeta]) -> Entities {
+fn entities(snapshot: &Snapshot, groups: &[&Group]) -> Entities {
     let account = json!({"uid": {"type": "Account", "id": ACCOUNT_ID}, "attrs": {}, "parents": []});
     let mut list = vec![account];
     for g in &snapshot.directory.resource_groups {
@@ -271,15 +271,15 @@ fn entities(snapshot: &Snapshot, metas: &[&ContainerGroupMeta]) -> Entities {
         }));
     }
     let mut seen = std::collections::HashSet::new();
-    for m in metas {
-        if !seen.insert(m.id.clone()) {
+    for g in groups {
+        if !seen.insert(g.id.clone()) {
             continue;
         }
-        let tags: BTreeMap<&str, &str> = m.tags.iter().collect();
+        let tags: BTreeMap<&str, &str> = g.meta.tags.iter().collect();
         list.push(json!({
-            "uid": {"type": "ContainerGroup", "id": m.id},
-            "attrs": {"arn": format!("acs:eci:{REGION}:{ACCOUNT_ID}:containergroup/{}", m.id)},
-            "parents": [{"type": "ResourceGroup", "id": m.resource_group}],
+            "uid": {"type": "ContainerGroup", "id": g.id},
+            "attrs": {"arn": format!("acs:eci:{REGION}:{ACCOUNT_ID}:containergroup/{}", g.id)},
+            "parents": [{"type": "ResourceGroup", "id": g.meta.resource_group}],
             "tags": tags,
         }));
     }
@@ -294,7 +294,7 @@ fn entities(snapshot: &Snapshot, metas: &[&ContainerGroupMeta]) -> Entities {
 struct Case {
     principal: PrincipalId,
     action: &'static str,
-    meta: ContainerGroupMeta,
+    group: Group,
     cedar: CedarRequest,
 }
 
@@ -316,7 +316,7 @@ impl Bench {
         name: &'static str,
         snapshot: Snapshot,
         json_of: &dyn Fn(&str) -> String,
-        requests: Vec<(PrincipalId, &'static str, ContainerGroupMeta)>,
+        requests: Vec<(PrincipalId, &'static str, Group)>,
     ) -> Self {
         let world = CedarWorld::new(&snapshot, json_of);
         let mut principals: Vec<PrincipalId> = world.links.keys().copied().collect();
@@ -328,22 +328,22 @@ impl Bench {
                 .entry(*p)
                 .or_insert_with(|| world.policy_set(std::iter::once(*p)));
         }
-        let metas: Vec<&ContainerGroupMeta> = requests.iter().map(|(_, _, m)| m).collect();
-        let entities = entities(&snapshot, &metas);
+        let groups: Vec<&Group> = requests.iter().map(|(_, _, g)| g).collect();
+        let entities = entities(&snapshot, &groups);
         let cases: Vec<Case> = requests
             .into_iter()
-            .map(|(principal, action, meta)| Case {
+            .map(|(principal, action, group)| Case {
                 cedar: CedarRequest::new(
                     uid_of_principal(principal),
                     uid("Action", action),
-                    uid("ContainerGroup", &meta.id),
+                    uid("ContainerGroup", &group.id),
                     CedarContext::empty(),
                     None,
                 )
                 .expect("a Cedar request"),
                 principal,
                 action,
-                meta,
+                group,
             })
             .collect();
         let mut bench = Self {
@@ -362,7 +362,13 @@ impl Bench {
 
     fn ramgate(&self, c: &Case) -> bool {
         Authorizer::new(&self.snapshot, caller(c.principal))
-            .decide_resource(c.action, &c.meta.id, Some(&c.meta), &self.no_tags, None)
+            .decide_resource(
+                c.action,
+                &c.group.id,
+                Some(&c.group.meta),
+                &self.no_tags,
+                None,
+            )
             .allowed
     }
 
@@ -391,7 +397,7 @@ impl Bench {
             assert_eq!(
                 ours, theirs,
                 "{}: request {i} ({} {} on {:?}): ramgate {ours}, Cedar {theirs}",
-                self.name, c.principal, c.action, c.meta
+                self.name, c.principal, c.action, c.group
             );
             if i < FULL_CHECKED {
                 assert_eq!(ours, self.full(c), "{}: request {i}: full set", self.name);
@@ -424,7 +430,7 @@ fn demo_bench() -> Bench {
                 std::fs::read_to_string(dir.join(format!("{name}.json"))).expect("policy file")
             })
     };
-    let metas = [
+    let groups = [
         group(
             "eci-liumi",
             "rg-default",
@@ -460,8 +466,8 @@ fn demo_bench() -> Bench {
     for user in ["test", "test2", "liumi", "ro", "multi"] {
         let p = snapshot.directory.user(user).expect("a demo user");
         for action in actions {
-            for m in &metas {
-                requests.push((p, action, m.clone()));
+            for g in &groups {
+                requests.push((p, action, g.clone()));
             }
         }
     }
@@ -485,10 +491,13 @@ fn generated_bench() -> Bench {
         .into_iter()
         .map(
             |Request {
-                 user, action, meta, ..
+                 user,
+                 action,
+                 group,
+                 ..
              }| {
                 let p = snapshot.directory.user(&user).expect("a generated user");
-                (p, action, meta)
+                (p, action, group)
             },
         )
         .collect();

@@ -42,11 +42,19 @@ fn caller(principal: PrincipalId) -> Caller {
     }
 }
 
-fn group(id: &str, resource_group: &str, tags: &[(&str, &str)]) -> ContainerGroupMeta {
-    ContainerGroupMeta {
+/// A container group: its id, and what authorization reads about it.
+struct Group {
+    id: String,
+    meta: ContainerGroupMeta,
+}
+
+fn group(id: &str, resource_group: &str, tags: &[(&str, &str)]) -> Group {
+    Group {
         id: id.into(),
-        resource_group: resource_group.into(),
-        tags: Tags::from_pairs(tags.iter().copied()),
+        meta: ContainerGroupMeta {
+            resource_group: resource_group.into(),
+            tags: Tags::from_pairs(tags.iter().copied()),
+        },
     }
 }
 
@@ -65,11 +73,11 @@ fn demo(c: &mut Criterion) {
     let liumi_tags = Tags::from_pairs([("name", "liumi"), ("env", "test")]);
 
     // Check once, outside the measurement, that each variant takes the path it names.
-    let restart = |who, meta: &ContainerGroupMeta| {
+    let restart = |who, target: &Group| {
         Authorizer::new(&snapshot, caller(who)).decide_resource(
             "eci:restartcontainergroup",
-            &meta.id,
-            Some(meta),
+            &target.id,
+            Some(&target.meta),
             &no_tags,
             None,
         )
@@ -173,7 +181,7 @@ struct Request {
     principal: PrincipalId,
     arn: String,
     action: &'static str,
-    meta: ContainerGroupMeta,
+    group: Group,
 }
 
 /// The generated directory and a fixed list of requests against it.
@@ -240,7 +248,7 @@ fn generated_world() -> (Snapshot, Vec<Request>) {
                 principal: snapshot.directory.user(&name).expect("generated user"),
                 arn: format!("acs:ram::{ACCOUNT_ID}:user/{name}"),
                 action: ACTIONS[rng.below(ACTIONS.len())],
-                meta: group(
+                group: group(
                     &format!("eci-{n}"),
                     &format!("rg-{rg}"),
                     &[("team", &team), ("env", env)],
@@ -257,8 +265,8 @@ fn generated(c: &mut Criterion) {
     let decide = |who, r: &Request| {
         Authorizer::new(&snapshot, caller(who)).decide_resource(
             r.action,
-            &r.meta.id,
-            Some(&r.meta),
+            &r.group.id,
+            Some(&r.group.meta),
             &no_tags,
             None,
         )

@@ -193,34 +193,36 @@ check describe "Action=DescribeContainerGroups&Tag.1.Key=name&Tag.1.Value=liumi&
 check empty "Action=DescribeContainerGroups" user/test 'b["TotalCount"] == 0 and b["ContainerGroups"] == []'
 
 # --- measuring -------------------------------------------------------------------------------
-# utime + stime (clock ticks) of a process and its children.
+# "utime stime" (clock ticks) of a process and its children.
 ticks() {
-  local total=0 pid
+  local user=0 sys=0 pid u s
   for pid in "$@" $(ps -o pid= --ppid "$1" 2>/dev/null); do
     [[ -r /proc/$pid/stat ]] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    user=$((user + u)) sys=$((sys + s))
   done
-  echo "$total"
+  echo "$user $sys"
 }
 HZ=$(getconf CLK_TCK)
 
-# One wrk run → "rps p50_ms p99_ms cpu_us_per_request non2xx".
+# One wrk run → "rps p50_ms p99_ms cpu_us_per_request non2xx user_us sys_us".
 run() {
   local addr=$1 workload=$2 pid=$3
-  local before after out
-  before=$(ticks "$pid")
+  local before after out u0 s0 u1 s1
+  read -r u0 s0 < <(ticks "$pid")
   out=$(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency \
     -s "$ROOT/benches/load.lua" "http://$addr" -- "$workload" "$TMP/ids")
-  after=$(ticks "$pid")
+  read -r u1 s1 < <(ticks "$pid")
   echo "$out" >>"$TMP/wrk.log"
-  echo "$out" | awk -v cpu=$((after - before)) -v hz="$HZ" '
+  echo "$out" | awk -v user=$((u1 - u0)) -v sys=$((s1 - s0)) -v hz="$HZ" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     / requests in / { n = $1 }
     /Requests\/sec:/ { rps = $2 }
     $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
     /Non-2xx/ { bad = $NF }
-    END { printf "%.0f %.3f %.3f %.1f %d\n", rps, p50, p99, (n ? cpu * 1e6 / hz / n : 0), bad }'
+    function per(t) { return n ? t * 1e6 / hz / n : 0 }
+    END { printf "%.0f %.3f %.3f %.1f %d %.1f %.1f\n", rps, p50, p99, per(user + sys), bad, per(user), per(sys) }'
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2)}'; }
@@ -246,17 +248,18 @@ for workload in $WORKLOADS; do
   for target in backend nginx ramgate; do
     f=$TMP/$workload.$target
     RESULT[$workload.$target]="$(cut -d' ' -f1 "$f" | median) $(cut -d' ' -f2 "$f" | median) \
-$(cut -d' ' -f3 "$f" | median) $(cut -d' ' -f4 "$f" | median) $(cut -d' ' -f5 "$f" | sort -g | tail -1)"
+$(cut -d' ' -f3 "$f" | median) $(cut -d' ' -f4 "$f" | median) $(cut -d' ' -f5 "$f" | sort -g | tail -1) \
+$(cut -d' ' -f6 "$f" | median) $(cut -d' ' -f7 "$f" | median)"
   done
 done
 
 echo
-echo "| workload | target | requests/s | p50 (ms) | p99 (ms) | target CPU per request (µs) | non-2xx |"
+echo "| workload | target | requests/s | p50 (ms) | p99 (ms) | target CPU per request (µs): all / user / kernel | non-2xx |"
 echo "|---|---|---|---|---|---|---|"
 for workload in $WORKLOADS; do
   for target in backend nginx ramgate; do
-    read -r rps p50 p99 cpu bad <<<"${RESULT[$workload.$target]}"
-    printf "| %s | %s | %.0f | %.3f | %.3f | %.1f | %d |\n" "$workload" "$target" "$rps" "$p50" "$p99" "$cpu" "$bad"
+    read -r rps p50 p99 cpu bad user sys <<<"${RESULT[$workload.$target]}"
+    printf "| %s | %s | %.0f | %.3f | %.3f | %.1f / %.1f / %.1f | %d |\n" "$workload" "$target" "$rps" "$p50" "$p99" "$cpu" "$user" "$sys" "$bad"
   done
 done
 echo

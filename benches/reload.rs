@@ -113,7 +113,7 @@ fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
         .iter()
         .map(|r| {
             let who = snapshot.directory.user(&r.user).expect("a generated user");
-            (who, r.action, r.meta.clone())
+            (who, r.action, r.group.clone())
         })
         .collect();
     drop(snapshot);
@@ -127,7 +127,7 @@ fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
             let mut times = Vec::with_capacity(1 << 20);
             let mut next = requests.iter().cycle();
             while !stop.load(Ordering::Relaxed) {
-                let (who, action, meta) = next.next().expect("cycle");
+                let (who, action, target) = next.next().expect("cycle");
                 let started = Instant::now();
                 let snapshot = current.load();
                 let caller = Caller {
@@ -138,8 +138,8 @@ fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
                 };
                 let d = Authorizer::new(&snapshot, caller).decide_resource(
                     action,
-                    &meta.id,
-                    Some(meta),
+                    &target.id,
+                    Some(&target.meta),
                     &no_tags,
                     None,
                 );

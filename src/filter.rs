@@ -38,7 +38,8 @@ pub fn describe(
     for item in &items {
         let group: GroupItem = serde_json::from_str(item.get())
             .map_err(|e| FilterError(format!("an item lacks its id, group or tags: {e}")))?;
-        if auth.visible(action_lower, visibility, &group.into_meta()) {
+        let (id, meta) = group.into_meta();
+        if auth.visible(action_lower, visibility, &id, &meta) {
             kept.push(*item);
         }
     }
@@ -129,10 +130,12 @@ pub fn list(
         };
         let before = items.len();
         items.retain(|item| {
-            item_id(item)
-                .and_then(|id| metas.get(id))
-                .and_then(Option::as_ref)
-                .is_some_and(|meta| auth.visible(action_lower, visibility, meta))
+            item_id(item).is_some_and(|id| {
+                metas
+                    .get(id)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|meta| auth.visible(action_lower, visibility, id, meta))
+            })
         });
         removed += before - items.len();
     }

@@ -72,6 +72,7 @@ fn exit(code: i32) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    ramgate::ops::memory::configure_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -62,10 +62,11 @@ impl Tags {
     }
 }
 
-/// What ramgate needs to know about one existing container group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What ramgate needs to know about one existing container group, besides its id (which
+/// travels beside it): many groups share one resource group and set of tags, so the
+/// metadata cache keeps one shared copy of each (docs/PERFORMANCE.md §3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ContainerGroupMeta {
-    pub id: String,
     pub resource_group: String,
     pub tags: Tags,
 }

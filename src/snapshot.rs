@@ -4,7 +4,7 @@
 //! whole, or changes nothing.
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Position};
-use crate::policy::{builtin, document, Policy};
+use crate::policy::{builtin, document, shared, Policy};
 use crate::principals::{self, Directory, PolicyId, PolicyNames};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -122,12 +122,14 @@ impl Snapshot {
         let loaded = std::thread::scope(|scope| {
             let principals =
                 scope.spawn(|| principals::load(principals_path, principals_source, &policy_ids));
-            for (name, path, source) in &policy_files {
-                match document::parse_policy(name, Some(path), source) {
-                    Ok(p) => policies.push(p),
-                    Err(d) => problems.extend(d.0),
+            shared::sharing(|| {
+                for (name, path, source) in &policy_files {
+                    match document::parse_policy(name, Some(path), source) {
+                        Ok(p) => policies.push(p),
+                        Err(d) => problems.extend(d.0),
+                    }
                 }
-            }
+            });
             principals
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))

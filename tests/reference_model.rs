@@ -477,7 +477,6 @@ fn engine_tags(tags: &RefTags) -> Tags {
 
 fn meta(t: &TargetSpec) -> ContainerGroupMeta {
     ContainerGroupMeta {
-        id: t.id.to_owned(),
         resource_group: t.group.to_owned(),
         tags: engine_tags(&t.tags),
     }
@@ -655,7 +654,7 @@ fn check(
             let engine = match auth.plan_describe(action, *group, &named, &engine_tags(tags)) {
                 DescribePlan::SilentEmpty(_) => false,
                 DescribePlan::Forward { visibility, .. } => {
-                    auth.visible(action, &visibility, &item_meta)
+                    auth.visible(action, &visibility, item.id, &item_meta)
                 }
             };
             let ids: Vec<&str> = named.iter().map(|(id, _)| *id).collect();

@@ -16,12 +16,15 @@ fn id_of(name: &str) -> String {
     format!("eci-{name}")
 }
 
-fn meta(g: &WorldGroup) -> ContainerGroupMeta {
-    ContainerGroupMeta {
-        id: id_of(&g.name),
+/// A container group of the world: its id and metadata.
+type Group = (String, ContainerGroupMeta);
+
+fn group(g: &WorldGroup) -> Group {
+    let meta = ContainerGroupMeta {
         resource_group: g.resource_group.clone(),
         tags: Tags::from_pairs(g.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-    }
+    };
+    (id_of(&g.name), meta)
 }
 
 fn parse(action: &str, params: &[(String, String)]) -> CanonicalRequest {
@@ -38,26 +41,22 @@ fn parse(action: &str, params: &[(String, String)]) -> CanonicalRequest {
 
 /// What the backend would answer to a forwarded Describe: the world, filtered by the
 /// forwarded request's own filters.
-fn backend_describe(
-    world: &[ContainerGroupMeta],
-    req: &CanonicalRequest,
-) -> Vec<ContainerGroupMeta> {
+fn backend_describe<'w>(world: &'w [Group], req: &CanonicalRequest) -> Vec<&'w Group> {
     world
         .iter()
-        .filter(|m| {
+        .filter(|(_, m)| {
             req.resource_group
                 .as_ref()
                 .is_none_or(|g| *g == m.resource_group)
         })
-        .filter(|m| req.ids.is_empty() || req.ids.contains(&m.id))
-        .filter(|m| m.tags.contains_all(&req.tags))
-        .cloned()
+        .filter(|(id, _)| req.ids.is_empty() || req.ids.contains(id))
+        .filter(|(_, m)| m.tags.contains_all(&req.tags))
         .collect()
 }
 
 #[test]
 fn every_scenario_row_holds_in_the_engine() {
-    let world: Vec<ContainerGroupMeta> = corpus::world().groups.iter().map(meta).collect();
+    let world: Vec<Group> = corpus::world().groups.iter().map(group).collect();
     let mut failures = Vec::new();
     let mut rows = std::collections::BTreeSet::new();
     for (file, scenarios) in corpus::decision_files() {
@@ -85,7 +84,7 @@ fn every_scenario_row_holds_in_the_engine() {
             let metas: Vec<Option<&ContainerGroupMeta>> = req
                 .ids
                 .iter()
-                .map(|id| world.iter().find(|m| m.id == *id))
+                .map(|id| world.iter().find(|(g, _)| g == id).map(|(_, m)| m))
                 .collect();
             let planned = plan(&auth, &mut req, &metas);
             let got = match (&case.expect, &planned) {
@@ -105,8 +104,8 @@ fn every_scenario_row_holds_in_the_engine() {
                 ) => {
                     let mut names: Vec<String> = backend_describe(&world, &req)
                         .iter()
-                        .filter(|m| auth.visible(req.action.ram_action, v, m))
-                        .map(|m| m.id.trim_start_matches("eci-").to_owned())
+                        .filter(|(id, m)| auth.visible(req.action.ram_action, v, id, m))
+                        .map(|(id, _)| id.trim_start_matches("eci-").to_owned())
                         .collect();
                     names.sort();
                     Expect::Returns { returns: names }

@@ -42,11 +42,20 @@ pub fn account() -> Account {
     }
 }
 
-pub fn group(id: &str, resource_group: &str, tags: &[(&str, &str)]) -> ContainerGroupMeta {
-    ContainerGroupMeta {
+/// A container group: its id, and what authorization reads about it.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: String,
+    pub meta: ContainerGroupMeta,
+}
+
+pub fn group(id: &str, resource_group: &str, tags: &[(&str, &str)]) -> Group {
+    Group {
         id: id.into(),
-        resource_group: resource_group.into(),
-        tags: Tags::from_pairs(tags.iter().copied()),
+        meta: ContainerGroupMeta {
+            resource_group: resource_group.into(),
+            tags: Tags::from_pairs(tags.iter().copied()),
+        },
     }
 }
 
@@ -102,7 +111,7 @@ pub struct Request {
     pub user: String,
     pub arn: String,
     pub action: &'static str,
-    pub meta: ContainerGroupMeta,
+    pub group: Group,
 }
 
 /// The generated directory (file name → content, as `Snapshot::build` takes it and as
@@ -174,7 +183,7 @@ pub fn generated_world() -> World {
                 arn: format!("acs:ram::{ACCOUNT_ID}:user/{user}"),
                 user,
                 action: ACTIONS[rng.below(ACTIONS.len())],
-                meta: group(
+                group: group(
                     &format!("eci-{n}"),
                     &format!("rg-{rg}"),
                     &[("team", &team), ("env", env)],

@@ -110,7 +110,6 @@ impl Group {
 
     pub fn meta(&self) -> ContainerGroupMeta {
         ContainerGroupMeta {
-            id: self.id.clone(),
             resource_group: self.resource_group.clone(),
             tags: self.tags.clone(),
         }

@@ -202,11 +202,6 @@ impl Backend {
         self.shared.store.read().get(id).map(|g| g.meta())
     }
 
-    /// Every group, in creation order.
-    pub fn groups(&self) -> Vec<ContainerGroupMeta> {
-        self.shared.store.read().iter().map(|g| g.meta()).collect()
-    }
-
     /// How many calls of `action` were received (0 for an action not in [`ACTIONS`]).
     pub fn call_count(&self, action: &str) -> u64 {
         self.shared.call_count(action)

@@ -75,7 +75,6 @@ fn explain(args: &Args, out: &mut dyn Write) -> Result<bool, String> {
     let spec = catalogue::lookup(name)
         .filter(|_| !args.action.contains(':') || args.action.starts_with("eci:"));
     let target = args.target_group.as_ref().map(|g| ContainerGroupMeta {
-        id: TARGET_ID.into(),
         resource_group: g.clone(),
         tags: Tags::from_pairs(args.resource_tags.iter().cloned()),
     });

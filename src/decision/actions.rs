@@ -199,7 +199,7 @@ impl Authorizer<'_> {
         let mut kept = Vec::with_capacity(ids.len());
         for (id, meta) in ids {
             let Some(meta) = meta else { continue };
-            match self.item_decision(action_lower, &probe, meta, false) {
+            match self.item_decision(action_lower, &probe, id, meta, false) {
                 Some(d) if d.allowed => {
                     first_allow.get_or_insert(d);
                     kept.push((*id).to_owned());
@@ -271,9 +271,10 @@ impl Authorizer<'_> {
         &self,
         action_lower: &str,
         visibility: &Visibility,
+        id: &str,
         item: &ContainerGroupMeta,
     ) -> bool {
-        self.item_decision(action_lower, visibility, item, true)
+        self.item_decision(action_lower, visibility, id, item, true)
             .is_some_and(|d| d.allowed)
     }
 
@@ -283,6 +284,7 @@ impl Authorizer<'_> {
         &self,
         action_lower: &str,
         v: &Visibility,
+        id: &str,
         item: &ContainerGroupMeta,
         filter_tags: bool,
     ) -> Option<Decision> {
@@ -290,7 +292,10 @@ impl Authorizer<'_> {
         if v.group.is_some() && item_group != v.group {
             return None;
         }
-        if v.ids.as_ref().is_some_and(|ids| !ids.contains(&item.id)) {
+        if v.ids
+            .as_ref()
+            .is_some_and(|ids| !ids.iter().any(|kept| kept == id))
+        {
             return None;
         }
         if filter_tags && !item.tags.contains_all(&v.request_tags) {
@@ -300,7 +305,7 @@ impl Authorizer<'_> {
             Attachments::Named(g) => g,
             Attachments::ItemsOwnGroup => item_group,
         };
-        let resource = self.container_group_arn(&item.id);
+        let resource = self.container_group_arn(id);
         Some(self.authorize(&Question {
             action_lower,
             resource: &resource,

@@ -44,7 +44,6 @@ fn caller(snap: &Snapshot) -> Caller {
 
 fn meta(group: &str, tags: &[(&str, &str)]) -> ContainerGroupMeta {
     ContainerGroupMeta {
-        id: "eci-1".into(),
         resource_group: group.into(),
         tags: Tags::from_pairs(tags.iter().copied()),
     }

@@ -10,10 +10,10 @@ pub struct FoundOrNot {
     pub negative_ttl: Duration,
 }
 
-impl Expiry<String, Entry> for FoundOrNot {
+impl Expiry<Box<str>, Entry> for FoundOrNot {
     fn expire_after_create(
         &self,
-        _key: &String,
+        _key: &Box<str>,
         value: &Entry,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -26,7 +26,7 @@ impl Expiry<String, Entry> for FoundOrNot {
 
     fn expire_after_update(
         &self,
-        key: &String,
+        key: &Box<str>,
         value: &Entry,
         updated_at: Instant,
         _remaining: Option<Duration>,

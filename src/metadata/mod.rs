@@ -7,8 +7,13 @@
 //! lookup that was already in flight when an id was invalidated could otherwise write the
 //! old answer back, so every entry remembers the invalidation epoch at which its load
 //! started, and an entry older than its id's last invalidation is ignored.
+//!
+//! Entries are small because a sidecar may cache 100,000 of them: the key is the id alone,
+//! and the resource group and tags are [`interned`](intern): groups with equal metadata
+//! share one copy.
 
 mod expiry;
+mod intern;
 
 use crate::model::{ContainerGroupMeta, Tags};
 use crate::upstream::{Upstream, UpstreamError};
@@ -48,9 +53,10 @@ pub struct MetadataClient {
 }
 
 struct Inner {
-    cache: Cache<String, Entry>,
+    cache: Cache<Box<str>, Entry>,
     /// id → the epoch of its last invalidation.
-    invalidated: Cache<String, u64>,
+    invalidated: Cache<Box<str>, u64>,
+    interned: intern::Interner,
     epoch: AtomicU64,
     upstream: Upstream,
     principal_header: HeaderValue,
@@ -76,6 +82,7 @@ impl MetadataClient {
                 cache,
                 invalidated,
                 epoch: AtomicU64::new(0),
+                interned: intern::Interner::default(),
                 upstream,
                 principal_header: HeaderValue::from_static("ramgate-metadata"),
             }),
@@ -86,24 +93,21 @@ impl MetadataClient {
     pub async fn invalidate(&self, ids: &[String]) {
         let epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         for id in ids {
-            self.inner.invalidated.insert(id.clone(), epoch).await;
-            self.inner.cache.invalidate(id).await;
+            self.inner
+                .invalidated
+                .insert(id.as_str().into(), epoch)
+                .await;
+            self.inner.cache.invalidate(id.as_str()).await;
         }
     }
 
     /// Remember a group the proxy just created (its id, group and tags are known).
-    pub async fn remember(&self, meta: ContainerGroupMeta) {
+    pub async fn remember(&self, id: String, meta: ContainerGroupMeta) {
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let id = meta.id.clone();
+        let meta = Some(self.inner.interned.intern(meta));
         self.inner
             .cache
-            .insert(
-                id,
-                Entry {
-                    meta: Some(Arc::new(meta)),
-                    epoch,
-                },
-            )
+            .insert(id.into_boxed_str(), Entry { meta, epoch })
             .await;
     }
 
@@ -150,7 +154,7 @@ impl MetadataClient {
             let entry = self
                 .inner
                 .cache
-                .try_get_with(id.clone(), async move {
+                .try_get_with(Box::from(id.as_str()), async move {
                     let map = batch
                         .get_or_try_init(|| async {
                             calls.fetch_add(1, Ordering::Relaxed);
@@ -236,9 +240,9 @@ impl MetadataClient {
                 ))
             })?;
             for group in answer.container_groups {
-                let meta = group.into_meta();
+                let (id, meta) = group.into_meta();
                 // Only ids we asked for: a backend that ignores filters cannot plant others.
-                if !chunk.contains(&meta.id) {
+                if !chunk.contains(&id) {
                     continue;
                 }
                 // Fix (tests/faults.rs, `TwoAnswers`): an id answered twice used to keep
@@ -246,15 +250,15 @@ impl MetadataClient {
                 // resource groups, or with two sets of tags, could have ramgate decide on
                 // the more permissive one. Contradicting answers fail the lookup (503).
                 if out
-                    .get(&meta.id)
+                    .get(&id)
                     .is_some_and(|seen: &Arc<ContainerGroupMeta>| **seen != meta)
                 {
                     return Err(LookupError(format!(
-                        "the backend's metadata answer describes {:?} twice, differently",
-                        meta.id
+                        "the backend's metadata answer describes {id:?} twice, differently"
                     )));
                 }
-                out.insert(meta.id.clone(), Arc::new(meta));
+                let meta = self.inner.interned.intern(meta);
+                out.insert(id, meta);
             }
         }
         crate::ops::metrics::metadata_lookup(started.elapsed());
@@ -287,11 +291,12 @@ pub struct TagItem {
 }
 
 impl GroupItem {
-    pub fn into_meta(self) -> ContainerGroupMeta {
-        ContainerGroupMeta {
-            id: self.container_group_id,
+    /// The item's id and metadata.
+    pub fn into_meta(self) -> (String, ContainerGroupMeta) {
+        let meta = ContainerGroupMeta {
             resource_group: self.resource_group_id,
             tags: Tags::from_pairs(self.tags.into_iter().map(|t| (t.key, t.value))),
-        }
+        };
+        (self.container_group_id, meta)
     }
 }

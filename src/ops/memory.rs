@@ -4,6 +4,31 @@
 //! (10,000 policies: ~95 MiB at the peak for a ~19 MiB snapshot, docs/PERFORMANCE.md), and
 //! glibc's allocator keeps freed pages mapped. Without a trim a sidecar's resident memory
 //! stays at the load's peak for good; with one it falls back to what is in use.
+//!
+//! The trim alone is not enough: `malloc_trim` never shrinks the top of a thread's own
+//! arena (the policy readers', the reload thread's, each worker's), and glibc raises its
+//! trim and mmap thresholds as soon as one large block (a policy file's text) is freed, after
+//! which those arenas keep every freed page. Fixing the thresholds at start-up keeps them
+//! where they are: 10,000 policies idle went 35.8 → 27.6 MiB resident.
+
+/// Fixes glibc's trim and mmap thresholds at their defaults (128 KiB), which turns off its
+/// raising them on the fly. Called first thing in `main`.
+pub fn configure_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets glibc's allocator parameters (under its own lock).
+    unsafe {
+        mallopt(M_TRIM_THRESHOLD, THRESHOLD);
+        mallopt(M_MMAP_THRESHOLD, THRESHOLD);
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const THRESHOLD: std::ffi::c_int = 128 * 1024;
+/// `<malloc.h>`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
 
 /// Returns free heap pages to the OS. Cheap when there is little to return; called off the
 /// request path (start-up, the reload thread, the blocking pool), after a snapshot's
@@ -21,4 +46,5 @@ pub fn release_free_heap() {
 unsafe extern "C" {
     /// glibc, `<malloc.h>`.
     fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
 }

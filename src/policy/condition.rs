@@ -8,9 +8,11 @@
 //! evaluator turns into "does not allow" / "denies", never into an allow.
 
 use super::pattern::Pattern;
+use super::shared;
 use crate::model::Tags;
 use ipnet::IpNet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The request facts conditions can read.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,9 +47,9 @@ impl Context<'_> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
-    EciTag(Box<str>),
-    ResourceTag(Box<str>),
-    RequestTag(Box<str>),
+    EciTag(Arc<str>),
+    ResourceTag(Arc<str>),
+    RequestTag(Arc<str>),
     SourceIp,
     SecureTransport,
     CurrentTime,
@@ -62,7 +64,7 @@ impl Key {
                 .starts_with(prefix)
                 .then(|| &name[prefix.len()..])
                 .filter(|k| !k.is_empty() && k.len() <= 64)
-                .map(Box::from)
+                .map(shared::text)
         };
         if let Some(k) = tag("eci:tag/") {
             return Some(Key::EciTag(k));
@@ -222,7 +224,7 @@ impl Operator {
 /// The policy's values, already converted to the operator's type.
 #[derive(Debug, Clone, PartialEq)]
 enum Values {
-    Text(Vec<Box<str>>),
+    Text(Vec<Arc<str>>),
     Patterns(Vec<Pattern>),
     Numbers(Vec<f64>),
     Times(Vec<i128>),
@@ -233,8 +235,8 @@ enum Values {
 /// One `Operator: { Key: values }` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
-    pub operator_name: Box<str>,
-    pub key_name: Box<str>,
+    pub operator_name: Arc<str>,
+    pub key_name: Arc<str>,
     pub key: Key,
     operator: Operator,
     values: Values,
@@ -251,7 +253,7 @@ pub struct BuildError {
 /// Why a condition could not be evaluated for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvalError {
-    pub key: Box<str>,
+    pub key: Arc<str>,
     pub found: String,
     pub expected: &'static str,
 }
@@ -320,18 +322,22 @@ impl Condition {
                 hint: None,
             })
         };
+        // Sized exactly: a snapshot holds tens of thousands of these for as long as it lives.
+        let n = raw_values.len();
         let mut values = match (operator.family, operator.like) {
-            (Family::String, true) => Values::Patterns(Vec::new()),
-            (Family::String, false) => Values::Text(Vec::new()),
-            (Family::Numeric, _) => Values::Numbers(Vec::new()),
-            (Family::Date, _) => Values::Times(Vec::new()),
-            (Family::Bool, _) => Values::Bools(Vec::new()),
-            (Family::Ip, _) => Values::Networks(Vec::new()),
+            (Family::String, true) => Values::Patterns(Vec::with_capacity(n)),
+            (Family::String, false) => Values::Text(Vec::with_capacity(n)),
+            (Family::Numeric, _) => Values::Numbers(Vec::with_capacity(n)),
+            (Family::Date, _) => Values::Times(Vec::with_capacity(n)),
+            (Family::Bool, _) => Values::Bools(Vec::with_capacity(n)),
+            (Family::Ip, _) => Values::Networks(Vec::with_capacity(n)),
         };
         for (i, raw) in raw_values.iter().enumerate() {
             match &mut values {
-                Values::Text(v) if operator.ignore_case => v.push(raw.to_lowercase().into()),
-                Values::Text(v) => v.push(raw.as_str().into()),
+                Values::Text(v) if operator.ignore_case => {
+                    v.push(shared::text(&raw.to_lowercase()))
+                }
+                Values::Text(v) => v.push(shared::text(raw)),
                 Values::Patterns(v) => v.push(Pattern::new(raw)),
                 Values::Numbers(v) => {
                     let n = raw.trim().parse::<f64>().ok().filter(|n| n.is_finite());
@@ -364,8 +370,8 @@ impl Condition {
             }
         }
         Ok(Condition {
-            operator_name: operator_name.into(),
-            key_name: key_name.into(),
+            operator_name: shared::text(operator_name),
+            key_name: shared::text(key_name),
             key,
             operator,
             values,

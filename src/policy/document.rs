@@ -33,7 +33,8 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
             return Err(Diagnostics(vec![d]));
         }
     };
-    let statements = cx.document(&root);
+    let mut statements = cx.document(&root);
+    statements.shrink_to_fit();
     if cx.unlisted > 0 {
         cx.problems.push(
             Diagnostic::error(
@@ -239,13 +240,19 @@ impl Checker<'_> {
         if self.problems.len() > before {
             return None;
         }
-        let (actions, not_action) = actions?;
+        let (mut actions, not_action) = actions?;
+        let mut resources: Vec<Pattern> = resources?;
+        // Lists are built by pushing, which leaves spare capacity; a snapshot keeps tens of
+        // thousands of them for as long as it lives (docs/PERFORMANCE.md §3).
+        actions.shrink_to_fit();
+        resources.shrink_to_fit();
+        conditions.shrink_to_fit();
         Some(Statement {
             sid,
             effect: effect?,
             actions,
             not_action,
-            resources: resources?,
+            resources,
             conditions,
             line: self.at(value.offset).line,
         })

@@ -7,6 +7,7 @@ pub mod condition;
 pub mod document;
 pub mod json;
 pub mod pattern;
+pub mod shared;
 
 pub use condition::Context;
 use condition::{Condition, EvalError};

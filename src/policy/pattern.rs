@@ -2,14 +2,17 @@
 //! `StringLike`, compiled once so the common shapes (`*`, an exact name, `prefix*`) need no
 //! backtracking at request time.
 
+use super::shared;
+use std::sync::Arc;
+
 /// A compiled wildcard pattern. Case folding, where wanted, is done by the caller on both
 /// sides before compiling and before matching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {
     Any,
-    Exact(Box<str>),
-    Prefix(Box<str>),
-    Glob(Box<str>),
+    Exact(Arc<str>),
+    Prefix(Arc<str>),
+    Glob(Arc<str>),
 }
 
 impl Pattern {
@@ -19,11 +22,11 @@ impl Pattern {
         }
         let wild = |c: char| c == '*' || c == '?';
         match source.find(wild) {
-            None => Pattern::Exact(source.into()),
+            None => Pattern::Exact(shared::text(source)),
             Some(i) if i == source.len() - 1 && source.ends_with('*') => {
-                Pattern::Prefix(source[..i].into())
+                Pattern::Prefix(shared::text(&source[..i]))
             }
-            Some(_) => Pattern::Glob(source.into()),
+            Some(_) => Pattern::Glob(shared::text(source)),
         }
     }
 

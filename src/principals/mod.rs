@@ -170,6 +170,7 @@ pub fn load(
             b.principal(entry, kind);
         }
     }
+    b.dir.principals.shrink_to_fit();
     let mut warnings = Vec::new();
     b.check_service_role(&mut warnings);
     if b.problems.iter().any(Diagnostic::is_error) {
@@ -293,7 +294,8 @@ impl Builder<'_> {
             PrincipalKind::Role => (&mut self.dir.roles, "role"),
             _ => (&mut self.dir.users, "user"),
         };
-        if table.insert(name.into(), id).is_some() {
+        let name: Arc<str> = name.into();
+        if table.insert(name.clone(), id).is_some() {
             self.error(
                 &entry.name,
                 format!("the {what} \"{name}\" is declared twice"),
@@ -302,7 +304,7 @@ impl Builder<'_> {
         }
         let mut principal = Principal {
             kind,
-            name: name.into(),
+            name: name.clone(),
             account_policies: Vec::new(),
             group_policies: Vec::new(),
         };
@@ -322,6 +324,9 @@ impl Builder<'_> {
                 },
             }
         }
+        // Pushing leaves spare capacity; a snapshot keeps 10,000s of these.
+        principal.account_policies.shrink_to_fit();
+        principal.group_policies.shrink_to_fit();
         self.dir.principals.push(principal);
         self.credentials(
             id,

@@ -497,11 +497,13 @@ async fn after_write(
             });
         if let (Some(id), Some(group)) = (created, &canonical.resource_group) {
             metadata
-                .remember(ContainerGroupMeta {
+                .remember(
                     id,
-                    resource_group: group.clone(),
-                    tags: canonical.tags.clone(),
-                })
+                    ContainerGroupMeta {
+                        resource_group: group.clone(),
+                        tags: canonical.tags.clone(),
+                    },
+                )
                 .await;
         }
         return;
