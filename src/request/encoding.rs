@@ -38,15 +38,23 @@ pub fn parse_urlencoded(input: &str) -> Result<Vec<(String, String)>, EncodingEr
 /// Decodes one component, refusing stray `%` and invalid UTF-8.
 pub fn decode_component(raw: &str) -> Result<String, EncodingError> {
     let bytes = raw.as_bytes();
+    let (mut escaped, mut plus) = (false, false);
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'%' {
             let hex = bytes.get(i + 1..i + 3);
             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
                 return Err(EncodingError::BadEscape(raw.to_owned()));
             }
+            escaped = true;
         }
+        plus |= *b == b'+';
     }
-    let spaced: Cow<str> = if raw.contains('+') {
+    // Most components (action names, ids, versions) have neither: they are already their
+    // decoded selves, and valid UTF-8 since `raw` is a `str`.
+    if !escaped && !plus {
+        return Ok(raw.to_owned());
+    }
+    let spaced: Cow<str> = if plus {
         Cow::Owned(raw.replace('+', " "))
     } else {
         Cow::Borrowed(raw)
