@@ -71,15 +71,22 @@ pub fn rfc3986_encode(value: &str) -> Cow<'_, str> {
 }
 
 /// `a=1&b=2` from pairs, each side RFC 3986-encoded, in the order given.
-pub fn encode_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::new();
+pub fn encode_pairs<'a, I>(pairs: I) -> String
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+    I::IntoIter: Clone,
+{
+    let pairs = pairs.into_iter();
+    // Sized for the common case, where nothing needs escaping: no reallocation as it grows.
+    let unescaped: usize = pairs.clone().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(unescaped);
     for (name, value) in pairs {
         if !out.is_empty() {
             out.push('&');
         }
-        out.push_str(&rfc3986_encode(name));
+        out.extend(utf8_percent_encode(name, RFC3986));
         out.push('=');
-        out.push_str(&rfc3986_encode(value));
+        out.extend(utf8_percent_encode(value, RFC3986));
     }
     out
 }
