@@ -4,7 +4,8 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
-use http::{Request, StatusCode, Uri};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -31,8 +32,10 @@ pub struct UpstreamResponse {
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
-    authority: HeaderValue,
-    base: String,
+    /// The backend's authority, parsed once: each request's URI is built from it and the
+    /// query rather than parsed whole from a string.
+    authority: Authority,
+    host: HeaderValue,
     timeout: Duration,
 }
 
@@ -53,8 +56,8 @@ impl Upstream {
             .build(connector);
         Ok(Self {
             client,
-            authority: HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
-            base: format!("http://{authority}/?"),
+            host: HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
+            authority: authority.clone(),
             timeout: Duration::from_millis(timeout_ms),
         })
     }
@@ -70,14 +73,7 @@ impl Upstream {
         query: &str,
         headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let mut request = Request::post(format!("{}{query}", self.base))
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| UpstreamError::Unreachable(format!("cannot build the request: {e}")))?;
-        let h = request.headers_mut();
-        h.insert(HOST, self.authority.clone());
-        for (name, value) in headers {
-            h.append(name, value);
-        }
+        let request = self.request(query, headers)?;
         let exchange = async {
             let response = self
                 .client
@@ -101,6 +97,40 @@ impl Upstream {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout_ms()))?
+    }
+}
+
+impl Upstream {
+    /// `POST /?<query>` to the backend with `host` and `headers`. Built outside the async
+    /// `call` so that its temporaries are not part of every request's future, which hyper
+    /// moves as a whole.
+    fn request(
+        &self,
+        query: &str,
+        headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let cannot_build = |e: &dyn std::fmt::Display| {
+            UpstreamError::Unreachable(format!("cannot build the request: {e}"))
+        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(self.authority.clone());
+        uri.path_and_query = Some(
+            PathAndQuery::from_maybe_shared(Bytes::from(format!("/?{query}")))
+                .map_err(|e| cannot_build(&e))?,
+        );
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = Uri::from_parts(uri).map_err(|e| cannot_build(&e))?;
+        let headers = headers.into_iter();
+        let h = request.headers_mut();
+        // `host` and the caller's headers, without growing the map on the way.
+        h.reserve(1 + headers.size_hint().0);
+        h.insert(HOST, self.host.clone());
+        for (name, value) in headers {
+            h.append(name, value);
+        }
+        Ok(request)
     }
 }
 

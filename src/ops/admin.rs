@@ -28,6 +28,7 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let handle = crate::ops::metrics::builder().install_recorder().ok()?;
             crate::ops::metrics::register();
+            crate::ops::metrics::bind();
             Some(handle)
         })
         .as_ref()

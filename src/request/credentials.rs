@@ -2,7 +2,7 @@
 //! read by the signature verifier and never forwarded.
 
 use super::RequestError;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 /// Signature material from the `Authorization` and `x-acs-*` headers (V3) and from the
 /// `AccessKeyId` / `Signature*` / `Timestamp` / token parameters (RPC v1). Every field is
@@ -43,14 +43,30 @@ impl Credentials {
     /// Reads the credential headers. A header given twice is refused: a verifier cannot know
     /// which one was meant.
     pub(super) fn from_headers(headers: &HeaderMap) -> Result<Self, RequestError> {
+        // One pass over the request's few headers rather than one hashed look-up per
+        // credential header: most requests carry none of them.
+        let mut seen: [Seen; 7] = Default::default();
+        for (name, value) in headers {
+            let slot = HEADERS
+                .iter()
+                .position(|h| *h == name.as_str())
+                .and_then(|i| seen.get_mut(i));
+            if let Some(slot) = slot {
+                slot.twice |= slot.value.is_some();
+                slot.value = Some(value);
+            }
+        }
+        // Read in the order of HEADERS, so the first problem reported is the same as ever.
+        let [authorization, header_action, header_version, acs_date, acs_signature_nonce, acs_content_sha256, acs_security_token] =
+            std::array::from_fn(|i| seen[i].read(HEADERS[i]));
         Ok(Self {
-            authorization: single_header(headers, "authorization")?,
-            header_action: single_header(headers, "x-acs-action")?,
-            header_version: single_header(headers, "x-acs-version")?,
-            acs_date: single_header(headers, "x-acs-date")?,
-            acs_signature_nonce: single_header(headers, "x-acs-signature-nonce")?,
-            acs_content_sha256: single_header(headers, "x-acs-content-sha256")?,
-            acs_security_token: single_header(headers, "x-acs-security-token")?,
+            authorization: authorization?,
+            header_action: header_action?,
+            header_version: header_version?,
+            acs_date: acs_date?,
+            acs_signature_nonce: acs_signature_nonce?,
+            acs_content_sha256: acs_content_sha256?,
+            acs_security_token: acs_security_token?,
             ..Self::default()
         })
     }
@@ -74,22 +90,52 @@ impl Credentials {
     }
 }
 
+/// The credential headers, in the order [`Credentials::from_headers`] reads them.
+const HEADERS: [&str; 7] = [
+    "authorization",
+    "x-acs-action",
+    "x-acs-version",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+    "x-acs-security-token",
+];
+
+/// What a request carries of one header: a value, and whether there was more than one.
+#[derive(Default, Clone, Copy)]
+struct Seen<'a> {
+    value: Option<&'a HeaderValue>,
+    twice: bool,
+}
+
+impl Seen<'_> {
+    /// The one value of header `name`, if present; twice, or not visible ASCII, is refused.
+    fn read(self, name: &str) -> Result<Option<String>, RequestError> {
+        let Some(value) = self.value else {
+            return Ok(None);
+        };
+        if self.twice {
+            return Err(RequestError::Malformed(format!(
+                "the header {name} is given more than once; send it once"
+            )));
+        }
+        value
+            .to_str()
+            .map(|v| Some(v.to_owned()))
+            .map_err(|_| RequestError::Malformed(format!("the header {name} is not visible ASCII")))
+    }
+}
+
 /// The one value of header `name`, if present; twice, or not visible ASCII, is refused.
 pub(super) fn single_header(
     headers: &HeaderMap,
     name: &str,
 ) -> Result<Option<String>, RequestError> {
     let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(RequestError::Malformed(format!(
-            "the header {name} is given more than once; send it once"
-        )));
+    let value = values.next();
+    Seen {
+        value,
+        twice: values.next().is_some(),
     }
-    value
-        .to_str()
-        .map(|v| Some(v.to_owned()))
-        .map_err(|_| RequestError::Malformed(format!("the header {name} is not visible ASCII")))
+    .read(name)
 }

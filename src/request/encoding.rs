@@ -38,15 +38,23 @@ pub fn parse_urlencoded(input: &str) -> Result<Vec<(String, String)>, EncodingEr
 /// Decodes one component, refusing stray `%` and invalid UTF-8.
 pub fn decode_component(raw: &str) -> Result<String, EncodingError> {
     let bytes = raw.as_bytes();
+    let (mut escaped, mut plus) = (false, false);
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'%' {
             let hex = bytes.get(i + 1..i + 3);
             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
                 return Err(EncodingError::BadEscape(raw.to_owned()));
             }
+            escaped = true;
         }
+        plus |= *b == b'+';
     }
-    let spaced: Cow<str> = if raw.contains('+') {
+    // Most components (action names, ids, versions) have neither: they are already their
+    // decoded selves, and valid UTF-8 since `raw` is a `str`.
+    if !escaped && !plus {
+        return Ok(raw.to_owned());
+    }
+    let spaced: Cow<str> = if plus {
         Cow::Owned(raw.replace('+', " "))
     } else {
         Cow::Borrowed(raw)
@@ -63,15 +71,22 @@ pub fn rfc3986_encode(value: &str) -> Cow<'_, str> {
 }
 
 /// `a=1&b=2` from pairs, each side RFC 3986-encoded, in the order given.
-pub fn encode_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::new();
+pub fn encode_pairs<'a, I>(pairs: I) -> String
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+    I::IntoIter: Clone,
+{
+    let pairs = pairs.into_iter();
+    // Sized for the common case, where nothing needs escaping: no reallocation as it grows.
+    let unescaped: usize = pairs.clone().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(unescaped);
     for (name, value) in pairs {
         if !out.is_empty() {
             out.push('&');
         }
-        out.push_str(&rfc3986_encode(name));
+        out.extend(utf8_percent_encode(name, RFC3986));
         out.push('=');
-        out.push_str(&rfc3986_encode(value));
+        out.extend(utf8_percent_encode(value, RFC3986));
     }
     out
 }
