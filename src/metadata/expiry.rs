@@ -10,10 +10,10 @@ pub struct FoundOrNot {
     pub negative_ttl: Duration,
 }
 
-impl Expiry<Box<str>, Entry> for FoundOrNot {
+impl Expiry<super::Id, Entry> for FoundOrNot {
     fn expire_after_create(
         &self,
-        _key: &Box<str>,
+        _key: &super::Id,
         value: &Entry,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -26,7 +26,7 @@ impl Expiry<Box<str>, Entry> for FoundOrNot {
 
     fn expire_after_update(
         &self,
-        key: &Box<str>,
+        key: &super::Id,
         value: &Entry,
         updated_at: Instant,
         _remaining: Option<Duration>,

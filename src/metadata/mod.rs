@@ -9,8 +9,8 @@
 //! started, and an entry older than its id's last invalidation is ignored.
 //!
 //! Entries are small because a sidecar may cache 100,000 of them: the key is the id alone,
-//! and the resource group and tags are [`interned`](intern): groups with equal metadata
-//! share one copy.
+//! held inline (ECI ids are 24 bytes), and the resource group and tags are
+//! [`interned`](intern): groups with equal metadata share one copy.
 
 mod expiry;
 mod intern;
@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 pub const BATCH: usize = 20;
+
+/// A container group id as a cache key: up to 24 bytes without a separate allocation.
+type Id = compact_str::CompactString;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -53,9 +56,9 @@ pub struct MetadataClient {
 }
 
 struct Inner {
-    cache: Cache<Box<str>, Entry>,
+    cache: Cache<Id, Entry>,
     /// id → the epoch of its last invalidation.
-    invalidated: Cache<Box<str>, u64>,
+    invalidated: Cache<Id, u64>,
     interned: intern::Interner,
     epoch: AtomicU64,
     upstream: Upstream,
@@ -95,7 +98,7 @@ impl MetadataClient {
         for id in ids {
             self.inner
                 .invalidated
-                .insert(id.as_str().into(), epoch)
+                .insert(Id::from(id.as_str()), epoch)
                 .await;
             self.inner.cache.invalidate(id.as_str()).await;
         }
@@ -107,7 +110,7 @@ impl MetadataClient {
         let meta = Some(self.inner.interned.intern(meta));
         self.inner
             .cache
-            .insert(id.into_boxed_str(), Entry { meta, epoch })
+            .insert(Id::from(id), Entry { meta, epoch })
             .await;
     }
 
@@ -154,7 +157,7 @@ impl MetadataClient {
             let entry = self
                 .inner
                 .cache
-                .try_get_with(Box::from(id.as_str()), async move {
+                .try_get_with(Id::from(id.as_str()), async move {
                     let map = batch
                         .get_or_try_init(|| async {
                             calls.fetch_add(1, Ordering::Relaxed);

@@ -38,8 +38,7 @@ pub struct State {
 impl State {
     /// Loads the policy directory (every problem reported) and prepares the clients.
     pub fn new(config: Config) -> Result<Arc<State>, String> {
-        let read = crate::snapshot::read_sources(&config.policy.dir);
-        let reload = ReloadState::having_read(&read);
+        let (reload, read) = ReloadState::first_read(&config.policy.dir);
         let mut snapshot = read
             .and_then(|sources| Snapshot::build(&config.policy.dir, config.account(), sources))
             .map_err(|d| d.to_string())?;
