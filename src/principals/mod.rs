@@ -3,6 +3,7 @@
 //! (policy names, resource group ids) and every secret, and reports each problem with file,
 //! line and column.
 
+mod fast;
 mod file;
 mod secret;
 
@@ -134,14 +135,19 @@ pub fn load(
     source: &str,
     policies: &dyn PolicyNames,
 ) -> Result<(Directory, Vec<Diagnostic>), Diagnostics> {
-    let file: PrincipalsFile = toml::from_str(source).map_err(|e| {
-        let at = Position::of_offset(source, e.span().map_or(0, |s| s.start));
-        let message = e.message().trim().to_owned();
-        let hint = file::hint_for(&message);
-        let mut d = Diagnostic::error(path, at, format!("invalid principals file: {message}"));
-        d.hint = hint;
-        Diagnostics(vec![d])
-    })?;
+    // The fast reader takes the usual shape; anything else (including every invalid file)
+    // goes to the `toml` crate, which reads it the same way or reports the exact error.
+    let file = match fast::read(source) {
+        Some(file) => file,
+        None => toml::from_str::<PrincipalsFile>(source).map_err(|e| {
+            let at = Position::of_offset(source, e.span().map_or(0, |s| s.start));
+            let message = e.message().trim().to_owned();
+            let hint = file::hint_for(&message);
+            let mut d = Diagnostic::error(path, at, format!("invalid principals file: {message}"));
+            d.hint = hint;
+            Diagnostics(vec![d])
+        })?,
+    };
     let mut b = Builder {
         path,
         source,
