@@ -270,7 +270,7 @@ impl Condition {
     pub fn build(
         operator_name: &str,
         key_name: &str,
-        raw_values: &[String],
+        raw_values: &[&str],
     ) -> Result<Condition, BuildError> {
         let plain = |message: String, hint: Option<String>| BuildError {
             value_index: None,
@@ -331,7 +331,7 @@ impl Condition {
         for (i, raw) in raw_values.iter().enumerate() {
             match &mut values {
                 Values::Text(v) if operator.ignore_case => v.push(raw.to_lowercase().into()),
-                Values::Text(v) => v.push(raw.as_str().into()),
+                Values::Text(v) => v.push((*raw).into()),
                 Values::Patterns(v) => v.push(Pattern::new(raw)),
                 Values::Numbers(v) => {
                     let n = raw.trim().parse::<f64>().ok().filter(|n| n.is_finite());
