@@ -299,7 +299,8 @@ impl Builder<'_> {
             PrincipalKind::Role => (&mut self.dir.roles, "role"),
             _ => (&mut self.dir.users, "user"),
         };
-        if table.insert(name.into(), id).is_some() {
+        let shared_name: Arc<str> = name.into();
+        if table.insert(shared_name.clone(), id).is_some() {
             self.error(
                 &entry.name,
                 format!("the {what} \"{name}\" is declared twice"),
@@ -308,7 +309,7 @@ impl Builder<'_> {
         }
         let mut principal = Principal {
             kind,
-            name: name.into(),
+            name: shared_name,
             account_policies: Vec::new(),
             group_policies: Vec::new(),
         };
@@ -329,12 +330,15 @@ impl Builder<'_> {
             }
         }
         self.dir.principals.push(principal);
-        self.credentials(
-            id,
-            &format!("{what} {name}"),
-            &entry.access_keys,
-            &entry.mtls,
-        );
+        // Most principals have no credentials here: no owner name to format for them.
+        if !(entry.access_keys.is_empty() && entry.mtls.is_empty()) {
+            self.credentials(
+                id,
+                &format!("{what} {name}"),
+                &entry.access_keys,
+                &entry.mtls,
+            );
+        }
     }
 
     fn credentials(
