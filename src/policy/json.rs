@@ -243,12 +243,10 @@ impl<'a> Reader<'a> {
         let mut out = Cow::Borrowed("");
         loop {
             let run_start = self.pos;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            self.pos += self.bytes[run_start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(self.bytes.len() - run_start);
             // We only stop at ASCII bytes, so the run lies on character boundaries.
             let run = self.source.get(run_start..self.pos).unwrap_or_default();
             if out.is_empty() {

@@ -18,6 +18,7 @@ use toml::Spanned;
 /// The file, or `None` when it is not in the shape this reader handles.
 pub fn read(source: &str) -> Option<PrincipalsFile> {
     let mut r = Reader {
+        source,
         bytes: source.as_bytes(),
         pos: 0,
     };
@@ -84,6 +85,7 @@ fn unnamed() -> Spanned<String> {
 }
 
 struct Reader<'a> {
+    source: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
@@ -181,8 +183,10 @@ impl<'a> Reader<'a> {
         ) {
             self.pos += 1;
         }
-        let key = std::str::from_utf8(&self.bytes[start..self.pos]).ok()?;
-        (!key.is_empty()).then_some(key)
+        // ASCII only: on character boundaries.
+        self.source
+            .get(start..self.pos)
+            .filter(|key| !key.is_empty())
     }
 
     /// `key = ` and the value after it, up to the end of the value.
@@ -247,14 +251,14 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<Spanned<String>> {
         let start = self.pos;
         self.eat(b'"')?;
-        loop {
-            match self.peek()? {
-                b'"' => break,
-                b'\\' | 0..0x20 | 0x7f => return None,
-                _ => self.pos += 1,
-            }
+        self.pos += self.bytes[self.pos..]
+            .iter()
+            .position(|&b| matches!(b, b'"' | b'\\' | 0..0x20 | 0x7f))?;
+        if self.peek() != Some(b'"') {
+            return None;
         }
-        let text = std::str::from_utf8(&self.bytes[start + 1..self.pos]).ok()?;
+        // Between two ASCII quotes: on character boundaries.
+        let text = self.source.get(start + 1..self.pos)?;
         self.pos += 1;
         Some(Spanned::new(start..self.pos, text.to_owned()))
     }
