@@ -13,26 +13,40 @@
 //! * `cargo bench --bench reload -- --builds N` — only builds the snapshot N times from
 //!   sources already in memory (no file I/O): what to run under `perf record`.
 //! * Without `--bench` (`cargo test --benches`): one reload, as a quick check.
+//!
+//! Wall time depends on how many cores are free; the CPU time of a reload does not. After
+//! the timed reloads the bench runs a few more with nothing else running and reports their
+//! process CPU time (every thread's, as `getrusage` counts it): on a proxy pinned to one
+//! core that also serves requests, that CPU is what a reload's wall time is made of.
 
 mod common;
 
-/// Counts live heap bytes (and their peak), to tell how much memory one snapshot really
-/// holds, apart from what the allocator keeps around after a load (resident memory).
+/// Counts live heap bytes (and their peak) during the first load, to tell how much memory
+/// one snapshot really holds, apart from what the allocator keeps around after a load
+/// (resident memory). Only then: two threads updating the same counters on every
+/// allocation cost a build ~10 % more CPU, which the timed reloads must not include.
 struct Counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated minus bytes freed while counting (negative if more was freed).
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            let size = layout.size() as isize;
+            let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
         // SAFETY: `ptr` came from `alloc` above with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -41,8 +55,20 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn mib(bytes: usize) -> f64 {
+fn mib(bytes: isize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// User plus system CPU time of the whole process so far, in milliseconds.
+fn cpu_ms() -> f64 {
+    // SAFETY: `getrusage` only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    ms(usage.ru_utime) + ms(usage.ru_stime)
 }
 
 use arc_swap::ArcSwap;
@@ -52,7 +78,7 @@ use ramgate::model::Tags;
 use ramgate::snapshot::Snapshot;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,13 +119,13 @@ fn main() {
 }
 
 fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
     let first = Instant::now();
     let current = ArcSwap::from_pointee(Snapshot::load(dir, account()).expect("loads"));
     let cold = first.elapsed();
-    let held = LIVE.load(Ordering::Relaxed) - before;
-    let peak = PEAK.load(Ordering::Relaxed) - before;
+    COUNTING.store(false, Ordering::Relaxed);
+    let held = LIVE.load(Ordering::Relaxed);
+    let peak = PEAK.load(Ordering::Relaxed);
     if !benchmarking {
         println!("one reload of the 10k directory: {cold:?}");
         return;
@@ -178,6 +204,24 @@ fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
     }
     stop.store(true, Ordering::Relaxed);
     let mut decisions = reader.join().expect("reader");
+
+    // CPU time of the same reloads with no other thread running (see the module comment).
+    let (mut cpu_reads, mut cpu_builds, mut cpu_frees) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let started = cpu_ms();
+        let sources = ramgate::snapshot::read_sources(dir).expect("reads");
+        let read = cpu_ms();
+        let next = Snapshot::build(dir, account(), sources).expect("reloads");
+        let built = cpu_ms();
+        drop(current.swap(Arc::new(next)));
+        // As the proxy does after each reload: so that the next one, like the proxy's,
+        // starts with the load's scratch given back to the OS.
+        ramgate::ops::memory::release_free_heap();
+        let freed = cpu_ms();
+        cpu_reads.push(read - started);
+        cpu_builds.push(built - read);
+        cpu_frees.push(freed - built);
+    }
     let n = decisions.len();
     let max_total = totals.iter().copied().fold(0.0, f64::max);
     let max_decision = decisions.iter().copied().fold(0.0, f64::max);
@@ -204,6 +248,13 @@ fn run(dir: &std::path::Path, world: &common::World, benchmarking: bool) {
         median(&mut swaps),
         median(&mut totals),
         max_total
+    );
+    println!(
+        "  CPU time of a reload (median of {rounds}, nothing else running): read {:.1} ms, build {:.1} ms, total {:.1} ms; freeing the replaced snapshot and trimming the heap {:.1} ms",
+        median(&mut cpu_reads),
+        median(&mut cpu_builds),
+        median(&mut cpu_reads) + median(&mut cpu_builds),
+        median(&mut cpu_frees)
     );
     println!(
         "  {n} decisions meanwhile on another thread: p50 {:.0} ns, p99 {:.0} ns, p99.99 {:.0} ns, max {:.1} µs",

@@ -58,11 +58,11 @@ pub enum Key {
 impl Key {
     /// Condition key names are case-insensitive; the tag key after the `/` is not.
     pub fn parse(name: &str) -> Option<Key> {
-        let lower = name.to_ascii_lowercase();
+        // Compared without a lowercased copy: a policy directory has tens of thousands.
         let tag = |prefix: &str| {
-            lower
-                .starts_with(prefix)
-                .then(|| &name[prefix.len()..])
+            name.get(..prefix.len())
+                .filter(|start| start.eq_ignore_ascii_case(prefix))
+                .map(|_| &name[prefix.len()..])
                 .filter(|k| !k.is_empty() && k.len() <= 64)
                 .map(shared::text)
         };
@@ -75,12 +75,13 @@ impl Key {
         if let Some(k) = tag("acs:requesttag/") {
             return Some(Key::RequestTag(k));
         }
-        match lower.as_str() {
-            "acs:sourceip" => Some(Key::SourceIp),
-            "acs:securetransport" => Some(Key::SecureTransport),
-            "acs:currenttime" => Some(Key::CurrentTime),
-            _ => None,
-        }
+        [
+            ("acs:sourceip", Key::SourceIp),
+            ("acs:securetransport", Key::SecureTransport),
+            ("acs:currenttime", Key::CurrentTime),
+        ]
+        .into_iter()
+        .find_map(|(known, key)| name.eq_ignore_ascii_case(known).then_some(key))
     }
 
     fn read<'a>(&self, ctx: &Context<'a>) -> Option<Fact<'a>> {
@@ -272,7 +273,7 @@ impl Condition {
     pub fn build(
         operator_name: &str,
         key_name: &str,
-        raw_values: &[String],
+        raw_values: &[&str],
     ) -> Result<Condition, BuildError> {
         let plain = |message: String, hint: Option<String>| BuildError {
             value_index: None,

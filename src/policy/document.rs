@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 /// Parses and compiles one policy document. `file` is `None` for built-ins.
 pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Policy, Diagnostics> {
-    let display_file = file.map_or_else(|| Path::new(name).to_path_buf(), Path::to_path_buf);
+    let display_file = file.unwrap_or(Path::new(name));
     let mut cx = Checker {
-        file: &display_file,
+        file: display_file,
         source,
         problems: Vec::new(),
         unlisted: 0,
@@ -23,7 +23,7 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
         Ok(root) => root,
         Err(e) => {
             let mut d = Diagnostic::error(
-                &display_file,
+                display_file,
                 Position::of_offset(source, e.offset),
                 format!("invalid JSON: {}", e.message),
             );
@@ -38,7 +38,7 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
     if cx.unlisted > 0 {
         cx.problems.push(
             Diagnostic::error(
-                &display_file,
+                display_file,
                 Position { line: 1, column: 1 },
                 format!("{} more problems in this file are not listed", cx.unlisted),
             )
@@ -93,7 +93,7 @@ impl Checker<'_> {
     }
 
     /// The members of an object, reporting keys given twice (`what` names the object).
-    fn members<'v>(&mut self, value: &'v Spanned, what: &str) -> Option<&'v [Member]> {
+    fn members<'v>(&mut self, value: &'v Spanned, what: &str) -> Option<&'v [Member<'v>]> {
         let Value::Object(members) = &value.value else {
             self.error(
                 value.offset,
@@ -120,7 +120,7 @@ impl Checker<'_> {
         let mut statements = Vec::new();
         let (mut version, mut found_statements) = (false, false);
         for m in members {
-            match m.key.as_str() {
+            match &*m.key {
                 "Version" => {
                     version = true;
                     if m.value.value != Value::String("1".into()) {
@@ -183,25 +183,25 @@ impl Checker<'_> {
         let mut resources = None;
         let mut conditions = Vec::new();
         for m in members {
-            match m.key.as_str() {
+            match &*m.key {
                 "Effect" => match &m.value.value {
                     Value::String(s) if s == "Allow" => effect = Some(Effect::Allow),
                     Value::String(s) if s == "Deny" => effect = Some(Effect::Deny),
                     _ => self.error(m.value.offset, "\"Effect\" must be \"Allow\" or \"Deny\"", None),
                 },
                 "Sid" => match &m.value.value {
-                    Value::String(s) => sid = Some(s.as_str().into()),
+                    Value::String(s) => sid = Some((**s).into()),
                     _ => self.error(m.value.offset, "\"Sid\" must be a string", None),
                 },
                 "Action" | "NotAction" => {
                     if actions.is_some() {
                         self.error(m.key_offset, "a statement has both \"Action\" and \"NotAction\"", Some("keep one of them".into()));
                     }
-                    let list = self.string_list(&m.value, &m.key).into_iter().filter_map(|(offset, a)| self.action(offset, &a)).collect();
+                    let list = self.string_list(&m.value, &m.key).into_iter().filter_map(|(offset, a)| self.action(offset, a)).collect();
                     actions = Some((list, m.key == "NotAction"));
                 }
                 "Resource" => {
-                    resources = Some(self.string_list(&m.value, "Resource").into_iter().map(|(_, r)| Pattern::new(&r)).collect());
+                    resources = Some(self.string_list(&m.value, "Resource").into_iter().map(|(_, r)| Pattern::new(r)).collect());
                 }
                 "Condition" => conditions = self.condition_block(&m.value),
                 "Principal" | "NotPrincipal" => self.error(
@@ -278,10 +278,10 @@ impl Checker<'_> {
     }
 
     /// A string or a non-empty list of strings, with each item's offset.
-    fn string_list(&mut self, value: &Spanned, field: &str) -> Vec<(usize, String)> {
-        let items: Vec<&Spanned> = match &value.value {
-            Value::Array(items) => items.iter().collect(),
-            _ => vec![value],
+    fn string_list<'v>(&mut self, value: &'v Spanned, field: &str) -> Vec<(usize, &'v str)> {
+        let items = match &value.value {
+            Value::Array(items) => items.as_slice(),
+            _ => std::slice::from_ref(value),
         };
         if items.is_empty() {
             self.error(
@@ -293,7 +293,7 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for item in items {
             match &item.value {
-                Value::String(s) if !s.is_empty() => out.push((item.offset, s.clone())),
+                Value::String(s) if !s.is_empty() => out.push((item.offset, &**s)),
                 Value::String(_) => {
                     self.error(item.offset, format!("an empty string in \"{field}\""), None)
                 }
@@ -367,7 +367,7 @@ impl Checker<'_> {
                 if values.is_empty() {
                     continue;
                 }
-                let raw: Vec<String> = values.iter().map(|(_, v)| v.clone()).collect();
+                let raw: Vec<&str> = values.iter().map(|&(_, v)| v).collect();
                 match Condition::build(&op.key, &key.key, &raw) {
                     Ok(c) => conditions.push(c),
                     Err(e) => {
@@ -387,10 +387,10 @@ impl Checker<'_> {
     }
 
     /// Condition values: a scalar or a list of scalars, each read as text.
-    fn condition_values(&mut self, value: &Spanned, key: &str) -> Vec<(usize, String)> {
-        let items: Vec<&Spanned> = match &value.value {
-            Value::Array(items) => items.iter().collect(),
-            _ => vec![value],
+    fn condition_values<'v>(&mut self, value: &'v Spanned, key: &str) -> Vec<(usize, &'v str)> {
+        let items = match &value.value {
+            Value::Array(items) => items.as_slice(),
+            _ => std::slice::from_ref(value),
         };
         if items.is_empty() {
             self.error(
@@ -402,8 +402,9 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for item in items {
             match &item.value {
-                Value::String(s) | Value::Number(s) => out.push((item.offset, s.clone())),
-                Value::Bool(b) => out.push((item.offset, b.to_string())),
+                Value::String(s) => out.push((item.offset, &**s)),
+                Value::Number(n) => out.push((item.offset, *n)),
+                Value::Bool(b) => out.push((item.offset, if *b { "true" } else { "false" })),
                 other => self.error(
                     item.offset,
                     format!(
@@ -433,7 +434,7 @@ fn repeated_keys(members: &[Member]) -> Vec<(usize, usize)> {
     let mut firsts: HashMap<&str, usize> = HashMap::with_capacity(members.len());
     let mut repeated = Vec::new();
     for (i, m) in members.iter().enumerate() {
-        match firsts.entry(m.key.as_str()) {
+        match firsts.entry(&*m.key) {
             Entry::Occupied(first) => repeated.push((i, *first.get())),
             Entry::Vacant(slot) => {
                 slot.insert(i);

@@ -3,35 +3,38 @@
 //! object (RAM treats `{"StringEquals": {"k": 1, "k": 2}}` as a mistake, not as "last wins").
 //!
 //! It accepts exactly RFC 8259 JSON; depth is bounded so hostile input cannot overflow the
-//! stack.
+//! stack. Strings without escapes, and numbers, borrow from the source: a reload parses
+//! thousands of documents, and most of their strings are copied once more when compiled.
+
+use std::borrow::Cow;
 
 /// A JSON value with the byte offset where it starts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Spanned {
+pub struct Spanned<'a> {
     pub offset: usize,
-    pub value: Value,
+    pub value: Value<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     Null,
     Bool(bool),
     /// Kept as written: RAM compares numbers in conditions as text or parses them itself.
-    Number(String),
-    String(String),
-    Array(Vec<Spanned>),
+    Number(&'a str),
+    String(Cow<'a, str>),
+    Array(Vec<Spanned<'a>>),
     /// Members in document order, duplicates included.
-    Object(Vec<Member>),
+    Object(Vec<Member<'a>>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Member {
-    pub key: String,
+pub struct Member<'a> {
+    pub key: Cow<'a, str>,
     pub key_offset: usize,
-    pub value: Spanned,
+    pub value: Spanned<'a>,
 }
 
-impl Value {
+impl Value<'_> {
     pub fn kind(&self) -> &'static str {
         match self {
             Value::Null => "null",
@@ -54,8 +57,9 @@ pub struct SyntaxError {
 
 const MAX_DEPTH: usize = 64;
 
-pub fn parse(source: &str) -> Result<Spanned, SyntaxError> {
+pub fn parse(source: &str) -> Result<Spanned<'_>, SyntaxError> {
     let mut reader = Reader {
+        source,
         bytes: source.as_bytes(),
         pos: 0,
         depth: 0,
@@ -73,12 +77,13 @@ pub fn parse(source: &str) -> Result<Spanned, SyntaxError> {
 }
 
 struct Reader<'a> {
+    source: &'a str,
     bytes: &'a [u8],
     pos: usize,
     depth: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn error(&self, message: impl Into<String>, hint: Option<&'static str>) -> SyntaxError {
         SyntaxError {
             offset: self.pos,
@@ -105,7 +110,7 @@ impl Reader<'_> {
         }
     }
 
-    fn value(&mut self) -> Result<Spanned, SyntaxError> {
+    fn value(&mut self) -> Result<Spanned<'a>, SyntaxError> {
         let offset = self.pos;
         let value = match self.peek() {
             Some(b'{') => self.nested(Self::object)?,
@@ -127,8 +132,8 @@ impl Reader<'_> {
 
     fn nested(
         &mut self,
-        parse: fn(&mut Self) -> Result<Value, SyntaxError>,
-    ) -> Result<Value, SyntaxError> {
+        parse: fn(&mut Self) -> Result<Value<'a>, SyntaxError>,
+    ) -> Result<Value<'a>, SyntaxError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error(format!("nesting deeper than {MAX_DEPTH} levels"), None));
@@ -138,7 +143,7 @@ impl Reader<'_> {
         value
     }
 
-    fn literal(&mut self, word: &str, value: Value) -> Result<Value, SyntaxError> {
+    fn literal(&mut self, word: &str, value: Value<'a>) -> Result<Value<'a>, SyntaxError> {
         if self.bytes[self.pos..].starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(value)
@@ -150,7 +155,7 @@ impl Reader<'_> {
         }
     }
 
-    fn object(&mut self) -> Result<Value, SyntaxError> {
+    fn object(&mut self) -> Result<Value<'a>, SyntaxError> {
         self.pos += 1; // '{'
         let mut members = Vec::new();
         self.skip_whitespace();
@@ -203,7 +208,7 @@ impl Reader<'_> {
         }
     }
 
-    fn array(&mut self) -> Result<Value, SyntaxError> {
+    fn array(&mut self) -> Result<Value<'a>, SyntaxError> {
         self.pos += 1; // '['
         let mut items = Vec::new();
         self.skip_whitespace();
@@ -231,20 +236,24 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self) -> Result<String, SyntaxError> {
+    /// A string: borrowed from the source unless it has escapes to decode.
+    fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
         let start = self.pos;
         self.pos += 1; // '"'
-        let mut out = String::new();
+        let mut out = Cow::Borrowed("");
         loop {
             let run_start = self.pos;
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
+            self.pos += self.bytes[run_start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(self.bytes.len() - run_start);
+            // We only stop at ASCII bytes, so the run lies on character boundaries.
+            let run = self.source.get(run_start..self.pos).unwrap_or_default();
+            if out.is_empty() {
+                out = Cow::Borrowed(run);
+            } else {
+                out.to_mut().push_str(run);
             }
-            // The input is a &str and we only stop at ASCII bytes, so the run is valid UTF-8.
-            out.push_str(std::str::from_utf8(&self.bytes[run_start..self.pos]).unwrap_or_default());
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
@@ -252,7 +261,7 @@ impl Reader<'_> {
                 }
                 Some(b'\\') => {
                     self.pos += 1;
-                    self.escape(&mut out)?;
+                    self.escape(out.to_mut())?;
                 }
                 Some(_) => {
                     return Err(
@@ -325,7 +334,7 @@ impl Reader<'_> {
         Ok(digits)
     }
 
-    fn number(&mut self) -> Result<String, SyntaxError> {
+    fn number(&mut self) -> Result<&'a str, SyntaxError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -358,7 +367,8 @@ impl Reader<'_> {
                 return Err(self.error("a malformed number", None));
             }
         }
-        Ok(String::from_utf8_lossy(&self.bytes[start..self.pos]).into_owned())
+        // Only ASCII digits, signs, '.' and 'e' were consumed: character boundaries.
+        Ok(self.source.get(start..self.pos).unwrap_or_default())
     }
 }
 

@@ -3,6 +3,7 @@
 //! (policy names, resource group ids) and every secret, and reports each problem with file,
 //! line and column.
 
+mod fast;
 mod file;
 mod secret;
 
@@ -134,14 +135,19 @@ pub fn load(
     source: &str,
     policies: &dyn PolicyNames,
 ) -> Result<(Directory, Vec<Diagnostic>), Diagnostics> {
-    let file: PrincipalsFile = toml::from_str(source).map_err(|e| {
-        let at = Position::of_offset(source, e.span().map_or(0, |s| s.start));
-        let message = e.message().trim().to_owned();
-        let hint = file::hint_for(&message);
-        let mut d = Diagnostic::error(path, at, format!("invalid principals file: {message}"));
-        d.hint = hint;
-        Diagnostics(vec![d])
-    })?;
+    // The fast reader takes the usual shape; anything else (including every invalid file)
+    // goes to the `toml` crate, which reads it the same way or reports the exact error.
+    let file = match fast::read(source) {
+        Some(file) => file,
+        None => toml::from_str::<PrincipalsFile>(source).map_err(|e| {
+            let at = Position::of_offset(source, e.span().map_or(0, |s| s.start));
+            let message = e.message().trim().to_owned();
+            let hint = file::hint_for(&message);
+            let mut d = Diagnostic::error(path, at, format!("invalid principals file: {message}"));
+            d.hint = hint;
+            Diagnostics(vec![d])
+        })?,
+    };
     let mut b = Builder {
         path,
         source,
@@ -294,8 +300,8 @@ impl Builder<'_> {
             PrincipalKind::Role => (&mut self.dir.roles, "role"),
             _ => (&mut self.dir.users, "user"),
         };
-        let name: Arc<str> = name.into();
-        if table.insert(name.clone(), id).is_some() {
+        let shared_name: Arc<str> = name.into();
+        if table.insert(shared_name.clone(), id).is_some() {
             self.error(
                 &entry.name,
                 format!("the {what} \"{name}\" is declared twice"),
@@ -304,7 +310,7 @@ impl Builder<'_> {
         }
         let mut principal = Principal {
             kind,
-            name: name.clone(),
+            name: shared_name,
             account_policies: Vec::new(),
             group_policies: Vec::new(),
         };
@@ -328,12 +334,15 @@ impl Builder<'_> {
         principal.account_policies.shrink_to_fit();
         principal.group_policies.shrink_to_fit();
         self.dir.principals.push(principal);
-        self.credentials(
-            id,
-            &format!("{what} {name}"),
-            &entry.access_keys,
-            &entry.mtls,
-        );
+        // Most principals have no credentials here: no owner name to format for them.
+        if !(entry.access_keys.is_empty() && entry.mtls.is_empty()) {
+            self.credentials(
+                id,
+                &format!("{what} {name}"),
+                &entry.access_keys,
+                &entry.mtls,
+            );
+        }
     }
 
     fn credentials(

@@ -160,3 +160,119 @@ default = true
         e[0].message.contains("RAMGATE_TEST_SECRET_UNSET") && !e[0].message.contains("from-env")
     );
 }
+
+/// What the fast reader makes of `src` must be what the `toml` crate makes of it, spans
+/// included (`Spanned`'s `Debug` shows them), or nothing. True when it read the file.
+fn fast_agrees_with_toml(src: &str) -> bool {
+    let Some(fast) = fast::read(src) else {
+        return false;
+    };
+    match toml::from_str::<PrincipalsFile>(src) {
+        Ok(slow) => assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{src}"),
+        Err(e) => panic!("the fast reader read what toml rejects ({e}):\n{src}"),
+    }
+    true
+}
+
+#[test]
+fn fast_reader_reads_the_usual_files_as_toml_does() {
+    let mut generated = String::from(
+        "[account]\nguardrails = []\n\n[[resource_groups]]\nid = \"rg-0\"\ndefault = true\n\n",
+    );
+    for u in 0..50 {
+        generated.push_str(&format!(
+            "[[users]]\nname = \"user-{u}\"\nattach = [{{ policy = \"p{u}\" }}, {{ policy = \"p1\", resource_group = \"rg-0\" }}]\n\n"
+        ));
+    }
+    let demo = include_str!("../../config/policies/principals.toml");
+    let spaced = "  [account] # c\n\tmtls = [\n  \"a\", # one\n\n  \"é\",\n]\n[[users]]\nname=\"x\"\t\naccess_keys = []";
+    for src in [
+        GOOD,
+        demo,
+        &generated,
+        &GOOD.replace('\n', "\r\n"),
+        "",
+        spaced,
+    ] {
+        assert!(fast_agrees_with_toml(src), "not read fast:\n{src}");
+    }
+}
+
+#[test]
+fn fast_reader_leaves_the_unusual_to_toml() {
+    for src in [
+        "[[users]]\nname = 'x'\n",
+        "[[users]]\nname = \"a\\u0062\"\n",
+        "[[users]]\n\"name\" = \"x\"\n",
+        "[[users]]\nname = \"x\"\nname = \"y\"\n",
+        "[[users]]\nattach = []\n",
+        "[[users]]\nname = \"x\"\nattach = [{ resource_group = \"g\" }]\n",
+        "[[users]]\nname = \"x\"\nattach = [{ policy = \"p\", }]\n",
+        "[[users]]\nname = \"x\"\npolicies = []\n",
+        "[account]\n[account]\n",
+        "[ account ]\n",
+        "[[resource_groups]]\nid = \"a\"\ndefault = \"true\"\n",
+        "[[users]]\nname = \"x\" y\n",
+        "[[users]]\r name = \"x\"\n",
+        "users = [{ name = \"x\" }]\n",
+    ] {
+        assert!(!fast_agrees_with_toml(src), "read fast:\n{src}");
+    }
+}
+
+mod fast_differential {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines, good and bad, that principals files are made of.
+    const PIECES: &[&str] = &[
+        "[account]\n",
+        "[[resource_groups]]\n",
+        "[[users]]\n",
+        "[[roles]]\n",
+        "[users]\n",
+        "# a comment\n",
+        "\n",
+        "\r\n",
+        "\r",
+        "name = \"u\"\n",
+        "name = \"\"\n",
+        "name = 'u'\n",
+        "name = \"a\\\"b\"\n",
+        "name = \"é\" # c\n",
+        "name = 5\n",
+        "id = \"rg\"\n",
+        "default = true\n",
+        "default = false # d\n",
+        "default = truex\n",
+        "guardrails = [\"p\", \"q\",]\n",
+        "guardrails = [\n  \"p\", # c\n  \"q\"\n]\n",
+        "mtls = []\n",
+        "mtls = [\"m\"\n",
+        "attach = [{ policy = \"p\" }, { policy = \"q\", resource_group = \"rg\" }]\n",
+        "attach = [{policy=\"p\"}]\n",
+        "attach = [{ policy = \"p\", policy = \"q\" }]\n",
+        "attach = [{ }]\n",
+        "attach = [{ policy = \"p\"\n}]\n",
+        "access_keys = [{ id = \"k\", secret = \"s\" }]\n",
+        "access_keys = [{ id = \"k\", secret_env = \"E\", secret_file = \"f\" }]\n",
+        "x = 1\n",
+        "  ",
+        "\t",
+        "\"",
+        "=",
+        ",",
+        "[",
+        "]",
+        "{",
+        "}",
+    ];
+
+    proptest! {
+        #[test]
+        fn fast_reader_agrees_with_toml(picks in proptest::collection::vec(0..PIECES.len(), 0..16)) {
+            let src: String = picks.iter().map(|&i| PIECES[i]).collect();
+            fast_agrees_with_toml(&src);
+        }
+    }
+}
