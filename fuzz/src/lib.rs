@@ -210,6 +210,9 @@ pub fn principals_loader(data: &[u8]) {
     let Ok(source) = std::str::from_utf8(data) else {
         return;
     };
+    // The fast reader for the usual shape must read a file as the toml crate does, or
+    // leave it to the toml crate.
+    ramgate::principals::fast_reader_agrees_with_toml(source);
     if let Ok(table) = source.parse::<toml::Table>() {
         if table.values().any(names_a_special_file) {
             return;

@@ -128,6 +128,21 @@ pub trait PolicyNames {
     fn policy_id(&self, name: &str) -> Option<PolicyId>;
 }
 
+/// Whether the fast reader reads `source`; panics if it reads it other than the `toml`
+/// crate does (spans included: `Spanned`'s `Debug` shows them), or reads what `toml`
+/// rejects. For the unit tests and the fuzzer, which hold the two readers to one answer.
+#[doc(hidden)]
+pub fn fast_reader_agrees_with_toml(source: &str) -> bool {
+    let Some(fast) = fast::read(source) else {
+        return false;
+    };
+    match toml::from_str::<PrincipalsFile>(source) {
+        Ok(slow) => assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{source}"),
+        Err(e) => panic!("the fast reader read what toml rejects ({e}):\n{source}"),
+    }
+    true
+}
+
 /// Parses and resolves `principals.toml`. Warnings (e.g. no service role) come back with
 /// the directory; any error fails the load with every problem found.
 pub fn load(

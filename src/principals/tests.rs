@@ -161,18 +161,7 @@ default = true
     );
 }
 
-/// What the fast reader makes of `src` must be what the `toml` crate makes of it, spans
-/// included (`Spanned`'s `Debug` shows them), or nothing. True when it read the file.
-fn fast_agrees_with_toml(src: &str) -> bool {
-    let Some(fast) = fast::read(src) else {
-        return false;
-    };
-    match toml::from_str::<PrincipalsFile>(src) {
-        Ok(slow) => assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{src}"),
-        Err(e) => panic!("the fast reader read what toml rejects ({e}):\n{src}"),
-    }
-    true
-}
+use super::fast_reader_agrees_with_toml as fast_agrees_with_toml;
 
 #[test]
 fn fast_reader_reads_the_usual_files_as_toml_does() {
