@@ -23,9 +23,9 @@
 //! * [`config`] — `ramgate.toml`; [`diagnostics`] — file:line:column problems with hints.
 //! * [`model`] — tags and container-group facts shared by engine, cache and backend.
 //!
-//! Around it: [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload,
-//! decision log, heap trim after loads), [`backend`] (the in-memory ECI service), [`demo`],
-//! [`cli`] (`check`, `explain`).
+//! Around it: [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload
+//! and the directory watch, decision log, allocator settings and heap trim), [`backend`]
+//! (the in-memory ECI service), [`demo`], [`cli`] (`check`, `explain`).
 
 pub mod backend;
 pub mod catalogue;

@@ -98,9 +98,7 @@ impl Upstream {
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout_ms()))?
     }
-}
 
-impl Upstream {
     /// `POST /?<query>` to the backend with `host` and `headers`. Built outside the async
     /// `call` so that its temporaries are not part of every request's future, which hyper
     /// moves as a whole.

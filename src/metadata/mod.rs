@@ -10,7 +10,7 @@
 //!
 //! Entries are small because a sidecar may cache 100,000 of them: the key is the id alone,
 //! held inline (ECI ids are 24 bytes), and the resource group and tags are
-//! [`interned`](intern): groups with equal metadata share one copy.
+//! interned (`intern.rs`): groups with equal metadata share one copy.
 
 mod expiry;
 mod intern;

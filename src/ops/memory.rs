@@ -17,18 +17,10 @@ pub fn configure_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets glibc's allocator parameters (under its own lock).
     unsafe {
-        mallopt(M_TRIM_THRESHOLD, THRESHOLD);
-        mallopt(M_MMAP_THRESHOLD, THRESHOLD);
+        glibc::mallopt(glibc::M_TRIM_THRESHOLD, glibc::THRESHOLD);
+        glibc::mallopt(glibc::M_MMAP_THRESHOLD, glibc::THRESHOLD);
     }
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const THRESHOLD: std::ffi::c_int = 128 * 1024;
-/// `<malloc.h>`.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
 
 /// Returns free heap pages to the OS. Cheap when there is little to return; called off the
 /// request path (start-up, the reload thread, the blocking pool), after a snapshot's
@@ -38,13 +30,21 @@ pub fn release_free_heap() {
     // SAFETY: `malloc_trim` only walks glibc's own arenas under their locks; it takes no
     // pointers from us and is safe to call from any thread at any time.
     unsafe {
-        malloc_trim(0);
+        glibc::malloc_trim(0);
     }
 }
 
+/// glibc, `<malloc.h>`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-unsafe extern "C" {
-    /// glibc, `<malloc.h>`.
-    fn malloc_trim(pad: usize) -> std::ffi::c_int;
-    fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+mod glibc {
+    use std::ffi::c_int;
+
+    pub const M_TRIM_THRESHOLD: c_int = -1;
+    pub const M_MMAP_THRESHOLD: c_int = -3;
+    pub const THRESHOLD: c_int = 128 * 1024;
+
+    unsafe extern "C" {
+        pub fn malloc_trim(pad: usize) -> c_int;
+        pub fn mallopt(param: c_int, value: c_int) -> c_int;
+    }
 }

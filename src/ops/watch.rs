@@ -11,7 +11,7 @@
 //! directory (here: the `..data` rename) does not. Events come in bursts (an editor's
 //! write-and-rename, the kubelet's several steps), so the reload task [`debounce`]s them.
 //!
-//! Opening and reading are not asked for at all ([`CHANGES`]). The `notify` crate (used
+//! Opening and reading are not asked for at all (`CHANGES`). The `notify` crate (used
 //! before) always watches opens, so a reload's own reading of 10,000 files woke the
 //! watcher 10,000 times; on a proxy with one core that made a reload a fifth slower.
 
