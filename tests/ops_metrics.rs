@@ -124,11 +124,12 @@ async fn metrics_count_a_known_mix_of_calls() {
     assert_eq!(log(&unlucky).await.0, StatusCode::SERVICE_UNAVAILABLE);
     faults(backend, "fail_describe=false").await;
 
-    // In flight: a slow backend holds one request.
-    faults(backend, "delay_ms=1000").await;
+    // In flight: a slow backend holds one request. Held for seconds, so that a loaded
+    // machine (a test run beside benchmarks once missed a 1 s window) still sees it.
+    faults(backend, "delay_ms=3000").await;
     let slow =
         tokio::spawn(async move { call(addr, "root", "DescribeContainerGroups", &[]).await });
-    let inflight = eventually(Duration::from_millis(900), || async move {
+    let inflight = eventually(Duration::from_millis(2500), || async move {
         let text = metrics(admin).await;
         (sample(&text, "ramgate_inflight_requests", &[]) == Some(1.0)).then_some(())
     })
