@@ -44,7 +44,23 @@ pub struct Diagnostic {
     pub hint: Option<String>,
 }
 
+/// Problems listed per file; more are counted, not listed. A hundred is more than anyone
+/// reads, and finding each one's line is a scan of the file: listing a hundred thousand
+/// (a generated file that repeats one key, or names one missing policy per user) would take
+/// minutes.
+pub const MAX_LISTED: usize = 100;
+
 impl Diagnostic {
+    /// The last problem of a file whose problems were not all listed: how many were not.
+    pub fn unlisted(file: &Path, count: usize) -> Self {
+        Diagnostic::error(
+            file,
+            Position { line: 1, column: 1 },
+            format!("{count} more problems in this file are not listed"),
+        )
+        .with_hint("fix the problems above and check the file again")
+    }
+
     pub fn error(file: &Path, position: Position, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,

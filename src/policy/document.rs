@@ -5,7 +5,7 @@ use super::condition::Condition;
 use super::json::{self, Member, Spanned, Value};
 use super::pattern::Pattern;
 use super::{Effect, Policy, Statement};
-use crate::diagnostics::{Diagnostic, Diagnostics, Position};
+use crate::diagnostics::{Diagnostic, Diagnostics, Position, MAX_LISTED};
 use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -36,14 +36,8 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
     let mut statements = cx.document(&root);
     statements.shrink_to_fit();
     if cx.unlisted > 0 {
-        cx.problems.push(
-            Diagnostic::error(
-                display_file,
-                Position { line: 1, column: 1 },
-                format!("{} more problems in this file are not listed", cx.unlisted),
-            )
-            .with_hint("fix the problems above and check the file again"),
-        );
+        cx.problems
+            .push(Diagnostic::unlisted(display_file, cx.unlisted));
     }
     if cx.problems.is_empty() {
         Ok(Policy {
@@ -56,16 +50,11 @@ pub fn parse_policy(name: &str, file: Option<&Path>, source: &str) -> Result<Pol
     }
 }
 
-/// Problems reported per file; more are counted, not listed. A hundred is more than anyone
-/// reads, and finding each one's line is a scan of the file: listing a hundred thousand
-/// (a generated file that repeats one key) would take minutes.
-const MAX_PROBLEMS: usize = 100;
-
 struct Checker<'a> {
     file: &'a Path,
     source: &'a str,
     problems: Vec<Diagnostic>,
-    /// Problems found beyond [`MAX_PROBLEMS`].
+    /// Problems found beyond [`MAX_LISTED`].
     unlisted: usize,
 }
 
@@ -74,9 +63,9 @@ impl Checker<'_> {
         Position::of_offset(self.source, offset)
     }
 
-    /// False (and the problem counted) once [`MAX_PROBLEMS`] are listed.
+    /// False (and the problem counted) once [`MAX_LISTED`] are listed.
     fn room(&mut self) -> bool {
-        if self.problems.len() < MAX_PROBLEMS {
+        if self.problems.len() < MAX_LISTED {
             return true;
         }
         self.unlisted += 1;

@@ -9,7 +9,7 @@ mod secret;
 
 pub use secret::Secret;
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Position};
+use crate::diagnostics::{Diagnostic, Diagnostics, Position, MAX_LISTED};
 use crate::policy::builtin;
 use file::{AccessKeyEntry, PrincipalEntry, PrincipalsFile};
 use std::collections::HashMap;
@@ -168,6 +168,7 @@ pub fn load(
         source,
         policies,
         problems: Vec::new(),
+        unlisted: 0,
         dir: Directory {
             principals: Vec::new(),
             resource_groups: Vec::new(),
@@ -197,6 +198,9 @@ pub fn load(
     if b.problems.iter().any(Diagnostic::is_error) {
         b.problems
             .sort_by_key(|d| (d.position.line, d.position.column));
+        if b.unlisted > 0 {
+            b.problems.push(Diagnostic::unlisted(path, b.unlisted));
+        }
         return Err(Diagnostics(b.problems));
     }
     Ok((b.dir, warnings))
@@ -207,6 +211,8 @@ struct Builder<'a> {
     source: &'a str,
     policies: &'a dyn PolicyNames,
     problems: Vec<Diagnostic>,
+    /// Problems found beyond [`MAX_LISTED`].
+    unlisted: usize,
     dir: Directory,
     /// Access key ids and mTLS ids already taken, and by whom (for the error message).
     key_owner: HashMap<String, String>,
@@ -218,6 +224,11 @@ impl Builder<'_> {
     }
 
     fn error<T>(&mut self, s: &Spanned<T>, message: impl Into<String>, hint: Option<String>) {
+        // Past the listed ones, counted without finding the line: see [`MAX_LISTED`].
+        if self.problems.len() >= MAX_LISTED {
+            self.unlisted += 1;
+            return;
+        }
         let mut d = Diagnostic::error(self.path, self.at(s), message);
         d.hint = hint;
         self.problems.push(d);
