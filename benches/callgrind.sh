@@ -30,34 +30,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 for tool in valgrind callgrind_annotate callgrind_control python3 curl; do
   command -v "$tool" >/dev/null || { echo "callgrind.sh needs $tool" >&2; exit 1; }
 done
-if [[ -z ${RAMGATE_BIN:-} ]]; then
-  (cd "$ROOT" && cargo build --release --quiet)
-  TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  RAMGATE_BIN=$TARGET_DIR/release/ramgate
-fi
+# shellcheck source=lib.sh
+source "$ROOT/benches/lib.sh"
+ramgate_bin
+temporary_workspace ramgate-callgrind
 
-TMP=$(mktemp -d -t ramgate-callgrind.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# Waits for `listening <name> <addr>` in a log and prints the address (valgrind is slow to
-# start: up to 60 s).
-listening() {
-  local name=$1 log=$2
-  for _ in $(seq 1 1200); do
-    local addr
-    addr=$(grep -o "listening $name [0-9.:]*" "$log" 2>/dev/null | head -1 | awk '{print $3}')
-    if [[ -n $addr ]]; then echo "$addr"; return; fi
-    sleep 0.05
-  done
-  echo "no 'listening $name' in $log:" >&2; cat "$log" >&2; exit 1
-}
 
 # --- backend with one container group --------------------------------------------------
 "$RAMGATE_BIN" backend --listen 127.0.0.1:0 >"$TMP/backend.log" 2>&1 &
@@ -95,7 +72,7 @@ run() {
   local pid=$!
   PIDS+=("$pid")
   local addr
-  addr=$(listening proxy "$TMP/serve.$n.log")
+  addr=$(listening proxy "$TMP/serve.$n.log" 60)  # valgrind is slow to start
   # The request bytes of benches/load.lua's `single`, sent back to back on one connection.
   python3 - "$addr" "$ID" "$n" "$pid" <<'EOF'
 import socket, subprocess, sys

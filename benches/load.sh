@@ -52,33 +52,11 @@ if ((${#need_apt[@]})); then
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 fi
 
-if [[ -z ${RAMGATE_BIN:-} ]]; then
-  (cd "$ROOT" && cargo build --release --quiet)
-  TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  RAMGATE_BIN=$TARGET_DIR/release/ramgate
-fi
+# shellcheck source=lib.sh
+source "$ROOT/benches/lib.sh"
+ramgate_bin
+temporary_workspace ramgate-load
 
-TMP=$(mktemp -d -t ramgate-load.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# Waits for `listening <name> <addr>` in a log and prints the address.
-listening() {
-  local name=$1 log=$2
-  for _ in $(seq 1 200); do
-    local addr
-    addr=$(grep -o "listening $name [0-9.:]*" "$log" 2>/dev/null | head -1 | awk '{print $3}')
-    if [[ -n $addr ]]; then echo "$addr"; return; fi
-    sleep 0.05
-  done
-  echo "no 'listening $name' in $log:" >&2; cat "$log" >&2; exit 1
-}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

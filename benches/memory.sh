@@ -39,32 +39,11 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
 fi
 
-if [[ -z ${RAMGATE_BIN:-} ]]; then
-  (cd "$ROOT" && cargo build --release --quiet)
-  TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  RAMGATE_BIN=$TARGET_DIR/release/ramgate
-fi
+# shellcheck source=lib.sh
+source "$ROOT/benches/lib.sh"
+ramgate_bin
+temporary_workspace ramgate-memory
 
-TMP=$(mktemp -d -t ramgate-memory.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-listening() {
-  local name=$1 log=$2
-  for _ in $(seq 1 600); do
-    local addr
-    addr=$(grep -o "listening $name [0-9.:]*" "$log" 2>/dev/null | head -1 | awk '{print $3}')
-    if [[ -n $addr ]]; then echo "$addr"; return; fi
-    sleep 0.05
-  done
-  echo "no 'listening $name' in $log:" >&2; cat "$log" >&2; exit 1
-}
 # Resident memory after glibc's malloc_trim(0) in the process (free pages returned).
 trimmed_mib() {
   timeout 120 gdb -p "$1" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1 || true
@@ -103,8 +82,8 @@ EOF
   taskset -c "$PROXY_CPU" "$RAMGATE_BIN" serve --config "$TMP/$name.toml" >"$TMP/$name.log" 2>&1 &
   PIDS+=("$!")
   eval "${name}_PID=$!"
-  eval "${name}_ADDR=$(listening proxy "$TMP/$name.log")"
-  eval "${name}_ADMIN=$(listening admin "$TMP/$name.log")"
+  eval "${name}_ADDR=$(listening proxy "$TMP/$name.log" 30)"
+  eval "${name}_ADMIN=$(listening admin "$TMP/$name.log" 30)"
 }
 
 start_ramgate demo "$ROOT/config/policies"
@@ -203,4 +182,4 @@ echo "| reload (SIGHUP → done), 10,000 policies, ms each | ${DURATIONS:-none s
 echo "| cached call without reloads: requests/s, p50, p99, max | $(rps "$BASE"), $(lat "$BASE" 50%), $(lat "$BASE" 99%), $(maxlat "$BASE") |"
 echo "| the same with $RELOADS reloads: requests/s, p50, p99, max | $(rps "$WITH"), $(lat "$WITH" 50%), $(lat "$WITH" 99%), $(maxlat "$WITH") |"
 echo
-awk -v m="$FULL_BIG" 'BEGIN { printf "budget memory: under 64 MiB with 100,000 cached and 10,000 principals: %s (%.1f MiB)\n", (m < 64 ? "met" : "NOT met"), m }'
+awk -v m="$FULL_BIG" -v n="${CACHED:-?}" 'BEGIN { printf "budget memory: under 64 MiB with %s cached (budget: 100,000) and 10,000 principals: %s (%.1f MiB)\n", n, (m < 64 ? "met" : "NOT met"), m }'

@@ -1,0 +1,38 @@
+# Shared by the benchmark scripts (load.sh, memory.sh, callgrind.sh); sourced, not run.
+# Expects ROOT (the checkout) to be set.
+
+# RAMGATE_BIN, unless given: the release binary, built here.
+ramgate_bin() {
+  if [[ -z ${RAMGATE_BIN:-} ]]; then
+    (cd "$ROOT" && cargo build --release --quiet)
+    local target_dir
+    target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    RAMGATE_BIN=$target_dir/release/ramgate
+  fi
+}
+
+# A temporary directory TMP (named after $1) and a list PIDS of processes started: on exit
+# every process is stopped and the directory removed.
+temporary_workspace() {
+  TMP=$(mktemp -d -t "$1.XXXXXX")
+  PIDS=()
+  trap cleanup EXIT
+}
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+
+# Waits (at most $3 seconds, default 10) for `listening <name> <addr>` in log $2 and prints
+# the address.
+listening() {
+  local name=$1 log=$2 seconds=${3:-10} addr
+  for _ in $(seq 1 $((seconds * 20))); do
+    addr=$(grep -o "listening $name [0-9.:]*" "$log" 2>/dev/null | head -1 | awk '{print $3}')
+    if [[ -n $addr ]]; then echo "$addr"; return; fi
+    sleep 0.05
+  done
+  echo "no 'listening $name' in $log:" >&2; cat "$log" >&2; exit 1
+}
