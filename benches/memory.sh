@@ -182,4 +182,4 @@ echo "| reload (SIGHUP → done), 10,000 policies, ms each | ${DURATIONS:-none s
 echo "| cached call without reloads: requests/s, p50, p99, max | $(rps "$BASE"), $(lat "$BASE" 50%), $(lat "$BASE" 99%), $(maxlat "$BASE") |"
 echo "| the same with $RELOADS reloads: requests/s, p50, p99, max | $(rps "$WITH"), $(lat "$WITH" 50%), $(lat "$WITH" 99%), $(maxlat "$WITH") |"
 echo
-awk -v m="$FULL_BIG" -v n="${CACHED:-?}" 'BEGIN { printf "budget memory: under 64 MiB with %s cached (budget: 100,000) and 10,000 principals: %s (%.1f MiB)\n", n, (m < 64 ? "met" : "NOT met"), m }'
+awk -v m="$FULL_BIG" -v n="${CACHED:-?}" 'BEGIN { printf "budget memory: under 64 MiB with %s cached (budget: 100,000) and 10,000 principals: %s (%.1f MiB)\n", n, (m < 64 && n >= 100000 ? "met" : "NOT met (or not measured)"), m }'
