@@ -165,6 +165,37 @@ impl Params {
         Ok(out)
     }
 
+    /// Refuses, like ECI, the tag parameters `action` does not take (the catalogue's
+    /// [`TagParams`](crate::catalogue::TagParams), the model ramgate authorizes on), and a
+    /// filter's `Tag.N.Key` without its value.
+    pub fn tag_params_taken(&self, action: &crate::catalogue::ActionSpec) -> Result<(), ApiError> {
+        let taken = action.tag_params();
+        let refuse = |param: &str| {
+            Err(ApiError::invalid(format!(
+                "The parameter \"{param}\" is not taken by {}.",
+                action.name
+            )))
+        };
+        for name in self.map.keys() {
+            let family = name.split('.').next().unwrap_or_default();
+            match family {
+                "Tag" if !taken.takes_tags() => return refuse(name),
+                "TagKey" | "All" if !taken.takes_removals() => return refuse(name),
+                _ => {}
+            }
+        }
+        if taken == crate::catalogue::TagParams::Filter {
+            for (index, fields) in self.records("Tag")? {
+                if !fields.contains_key("Value") {
+                    return Err(ApiError::invalid(format!(
+                        "The filter Tag.{index}.Key is given without Tag.{index}.Value."
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `Tag.N` as tags to set: a missing value is the empty value.
     pub fn tags(&self) -> Result<Tags, ApiError> {
         Ok(Tags::from_pairs(

@@ -3,10 +3,14 @@
 //! through a bounded moka cache with a TTL, a shorter TTL for "does not exist", and one
 //! upstream call for concurrent misses of one id.
 //!
-//! Writes made through the proxy [`invalidate`](MetadataClient::invalidate) their ids. A
-//! lookup that was already in flight when an id was invalidated could otherwise write the
-//! old answer back, so every entry remembers the invalidation epoch at which its load
-//! started, and an entry older than its id's last invalidation is ignored.
+//! Writes made through the proxy [`invalidate`](MetadataClient::invalidate) their ids, and
+//! a write wins against every lookup that started before it ended: every entry carries the
+//! invalidation epoch read *before* the upstream fetch that produced it began, an entry
+//! whose epoch is older than its id's last invalidation is never served from the cache,
+//! and a lookup that joined a load begun before such an invalidation (moka coalesces
+//! concurrent loads of one key) fetches that id again instead of deciding on it — unless
+//! the invalidation came after this lookup itself began, when the write and the lookup were
+//! concurrent and either order is correct.
 //!
 //! Entries are small because a sidecar may cache 100,000 of them: the key is the id alone,
 //! held inline (ECI ids are 24 bytes), and the resource group and tags are
@@ -124,6 +128,9 @@ impl MetadataClient {
         &self,
         ids: &[String],
     ) -> Result<(Vec<Option<Arc<ContainerGroupMeta>>>, LookupStats), LookupError> {
+        // Read before anything is fetched: every load this lookup starts is stamped with an
+        // epoch no newer than the data it fetches.
+        let started_at = self.inner.epoch.load(Ordering::SeqCst);
         let mut stats = LookupStats::default();
         let mut found = vec![None; ids.len()];
         let mut missing = Vec::new();
@@ -150,9 +157,10 @@ impl MetadataClient {
         let batch: Arc<OnceCell<HashMap<String, Arc<ContainerGroupMeta>>>> =
             Arc::new(OnceCell::new());
         let calls = Arc::new(AtomicU64::new(0));
+        let mut stale = Vec::new();
         for i in missing {
             let id = ids[i].clone();
-            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let epoch = started_at;
             let (batch, calls, missing_ids) = (batch.clone(), calls.clone(), &missing_ids);
             let entry = self
                 .inner
@@ -171,7 +179,27 @@ impl MetadataClient {
                 })
                 .await
                 .map_err(|e: Arc<LookupError>| (*e).clone())?;
-            found[i] = entry.meta;
+            match self.inner.invalidated.get(ids[i].as_str()).await {
+                // Loaded (by this lookup or one it joined) before a write this lookup must
+                // see: that write ended before this lookup began.
+                Some(at) if entry.epoch < at && at <= started_at => stale.push(i),
+                _ => found[i] = entry.meta,
+            }
+        }
+        if !stale.is_empty() {
+            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let stale_ids: Vec<String> = stale.iter().map(|&i| ids[i].clone()).collect();
+            calls.fetch_add(1, Ordering::Relaxed);
+            let map = self.fetch(&stale_ids).await?;
+            for i in stale {
+                let meta = map.get(&ids[i]).cloned();
+                let entry = Entry {
+                    meta: meta.clone(),
+                    epoch,
+                };
+                self.inner.cache.insert(Id::from(ids[i].as_str()), entry).await;
+                found[i] = meta;
+            }
         }
         stats.upstream_calls = calls.load(Ordering::Relaxed) as u32;
         Ok((found, stats))

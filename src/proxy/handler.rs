@@ -162,6 +162,7 @@ async fn process(
     facts.action_label = parsed.canonical.action.name;
     // One snapshot for the whole request: a reload in the middle cannot mix two policy sets.
     let snapshot = Held(Some(state.snapshot.load_full()));
+    parsed.canonical.check_region(&snapshot.account.region)?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -311,6 +312,8 @@ fn list_field(action: &str) -> &'static str {
     match action {
         "ListTagResources" => "TagResources",
         "DescribeContainerGroups" => "ContainerGroups",
+        "DescribeContainerGroupStatus" | "DescribeContainerGroupEvents" => "Data",
+        "DescribeMultiContainerGroupMetric" => "MonitorDatas",
         _ => "Items",
     }
 }
