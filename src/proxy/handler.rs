@@ -8,6 +8,7 @@ use crate::catalogue::Kind;
 use crate::decision::{self, Authorizer, Caller, Plan};
 use crate::identity::{self, Peer};
 use crate::model::ContainerGroupMeta;
+use crate::net::body::{read_bounded, BodyError};
 use crate::ops::decision_log::Entry;
 use crate::ops::metrics;
 use crate::principals::PrincipalKind;
@@ -19,7 +20,6 @@ use crate::{filter, metadata::MetadataClient};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -147,18 +147,15 @@ async fn process(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::TooLarge { limit });
     }
-    let body = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::Request(request::RequestError::Malformed(format!(
-                "the body could not be read: {e}"
-            )))
-        }
-    })?;
-    let parsed = request::parse(&parts.method, &parts.uri, &parts.headers, &body.to_bytes())?;
+    // The body gets as long as the headers had (`header_read_timeout_ms`).
+    let deadline = std::time::Duration::from_millis(state.config.listen.header_read_timeout_ms);
+    let body = read_bounded(body, limit, deadline)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(limit) => ApiError::TooLarge { limit },
+            e => ApiError::Request(request::RequestError::Malformed(e.to_string())),
+        })?;
+    let parsed = request::parse(&parts.method, &parts.uri, &parts.headers, &body)?;
     facts.action_label = parsed.canonical.action.name;
     // One snapshot for the whole request: a reload in the middle cannot mix two policy sets.
     let snapshot = Held(Some(state.snapshot.load_full()));
