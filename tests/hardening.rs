@@ -9,8 +9,10 @@
 //! * `nobody`: no policy at all (finding 5).
 
 mod corpus;
+mod reference;
 mod support;
 
+use reference::{tag_change, Env, RefTags, Target, Who};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -411,4 +413,164 @@ async fn finding_9_region_id_other_than_the_configured_region_is_forwarded() {
     assert_eq!((status.as_u16(), body["Code"].as_str()), (400, Some("InvalidParameter")), "{body}");
     assert!(body["Message"].as_str().unwrap_or_default().contains("RegionId"), "{body}");
     assert!(forwarded(w.backend).await.is_empty());
+}
+
+/// The reference's view of [`policy_dir`].
+fn reference_world(dir: &std::path::Path) -> reference::World {
+    let sources: Vec<(std::path::PathBuf, String)> = std::fs::read_dir(dir)
+        .expect("policy dir")
+        .map(|e| {
+            let path = e.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("read");
+            (path, text)
+        })
+        .collect();
+    reference::World::from_sources("1234567890123456", "cn-hangzhou", &sources)
+}
+
+fn ref_tags(v: &Value) -> RefTags {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Done-when 2: random mixes of `Tag.N`, `TagKey.N`, `All` and other actions' parameters
+/// on the tag-changing actions, through the proxy. Whatever the backend's tags become, the
+/// caller's policy (the reference evaluator's reading of it) allows both the old and the new
+/// tag set; a request the reference's parameter model refuses is a 400 that changes nothing;
+/// and what changed is exactly what the model says the action does.
+#[tokio::test]
+async fn tag_changes_through_the_proxy_only_ever_leave_allowed_tags() {
+    let w = world("");
+    let oracle = reference_world(w._policies.path());
+    let seed_value: u64 = std::env::var("RAMGATE_TAG_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x1111);
+    let mut rng = support::SplitMix(seed_value);
+    const POOL: &[(&str, &str)] = &[
+        ("name", "liumi"),
+        ("env", "test"),
+        ("env", "prod"),
+        ("name", "liumi2"),
+        ("env", "pre"),
+        ("team", "x"),
+    ];
+    const CALLERS: &[&str] = &["liumi", "multi", "noprod", "notprod", "test2", "ro", "nobody"];
+    const ACTIONS: &[&str] = &["TagResources", "UntagResources", "UpdateContainerGroup"];
+    let mut groups = Vec::new();
+    for tags in [
+        &[("name", "liumi"), ("env", "test")][..],
+        &[("name", "liumi2"), ("env", "pre")],
+        &[("env", "prod")],
+        &[],
+    ] {
+        groups.push(seed(w.backend, "rg-default", tags).await);
+    }
+    let (mut changed, mut refused, mut denied) = (0, 0, 0);
+    for round in 0..150 {
+        let id = rng.pick(&groups).clone();
+        let caller = *rng.pick(CALLERS);
+        let action = *rng.pick(ACTIONS);
+        let mut params: Vec<(String, String)> = Vec::new();
+        if action == "UpdateContainerGroup" {
+            params.push(("ContainerGroupId".into(), id.clone()));
+        } else {
+            params.push(("ResourceType".into(), "ContainerGroup".into()));
+            params.push(("ResourceId.1".into(), id.clone()));
+        }
+        // Mostly what the action takes, often mixed with what it does not.
+        let mixed = rng.chance(2);
+        let sets = action != "UntagResources";
+        let mut request_tags = RefTags::new();
+        if sets || mixed {
+            for _ in 0..=rng.below(2) {
+                let (k, v) = *rng.pick(POOL);
+                if request_tags.contains_key(k) {
+                    continue;
+                }
+                let n = request_tags.len() + 1;
+                params.push((format!("Tag.{n}.Key"), k.into()));
+                let value = if rng.chance(5) { "" } else { v };
+                if !value.is_empty() || rng.chance(2) {
+                    params.push((format!("Tag.{n}.Value"), value.into()));
+                }
+                request_tags.insert(k.into(), value.into());
+            }
+        }
+        if !sets || mixed {
+            let mut keys = std::collections::BTreeSet::new();
+            match rng.below(3) {
+                0 => params.push(("All".into(), "true".into())),
+                1 if mixed => params.push(("All".into(), "false".into())),
+                _ => {}
+            }
+            for _ in 0..=rng.below(2) {
+                keys.insert(rng.pick(POOL).0);
+            }
+            if sets || rng.chance(2) || !params.iter().any(|(n, _)| n == "All") {
+                for (n, key) in (1..).zip(keys) {
+                    params.push((format!("TagKey.{n}"), key.into()));
+                }
+            }
+        }
+        // Other actions' parameters, taken or not.
+        match rng.below(6) {
+            0 => params.push(("Limit".into(), "5".into())),
+            1 => params.push(("ContainerName".into(), "app".into())),
+            2 => params.push(("ContainerGroupIds".into(), format!("[\"{id}\"]"))),
+            _ => {}
+        }
+        // ContainerGroupIds names groups another way than these actions take: always 400.
+        let other_refused = params.iter().any(|(n, _)| n == "ContainerGroupIds");
+
+        let (_, before_state) = get_json(w.backend, "/_backend/state").await;
+        let before = before_state["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["id"] == id.as_str()))
+            .map(|g| ref_tags(&g["tags"]))
+            .expect("seeded group");
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (status, body) = call(&w, caller, action, &pairs).await;
+        let after = ref_tags(&tags_of(w.backend, &id).await);
+        let what = format!("round {round}: {caller} {action} {params:?} on {before:?}: {status} {body} → {after:?}");
+        let model = tag_change(action, &params, &before);
+        if status == 400 && body["HostId"] == "ramgate" {
+            assert!(model.is_err() || other_refused, "refused, but the model takes it: {what}");
+            assert_eq!(before, after, "{what}");
+            refused += 1;
+            continue;
+        }
+        assert!(model.is_ok() && !other_refused, "accepted, but the model refuses it ({model:?}): {what}");
+        if status == 403 {
+            assert_eq!(before, after, "{what}");
+            denied += 1;
+            continue;
+        }
+        assert_eq!(status, 200, "{what}");
+        let target = Target {
+            id: id.clone(),
+            resource_group: "rg-default".into(),
+            tags: before.clone(),
+        };
+        let who = if caller == "root" { Who::Root } else { Who::User(caller) };
+        let env = Env {
+            source_ip: Some("127.0.0.1".parse().expect("ip")),
+            secure_transport: false,
+        };
+        assert!(
+            oracle.single(who, &format!("eci:{action}"), &target, &request_tags, Some(&after), env),
+            "the backend's tags are not ones the caller may have before and after: {what}"
+        );
+        assert_eq!(Ok(after.clone()), model, "the backend did otherwise than the model: {what}");
+        if before != after {
+            changed += 1;
+        }
+    }
+    // The mix exercises every outcome.
+    assert!(changed > 5 && refused > 20 && denied > 5, "changed {changed}, refused {refused}, denied {denied}");
 }

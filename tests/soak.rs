@@ -21,8 +21,13 @@
 //!
 //! Requests: actions on one container group, Describe with every combination of group,
 //! ids and tags (the answer must be exactly the items the oracle shows), Create (with and
-//! without tags and groups; created groups are removed again directly on the backend), and
-//! actions on no container group; callers: the account and six users.
+//! without tags and groups; created groups are removed again directly on the backend),
+//! actions on no container group, and tag changes with random mixes of `Tag.N`,
+//! `TagKey.N` and `All` on actions that take them and actions that do not (the reference's
+//! per-action parameter model, `reference::tag_change`, says which are refused with 400 and
+//! what tags a group has afterwards; only requests that leave the tags as they are, or are
+//! refused, are sent, so that the seeded world stays what the oracle knows); callers: the
+//! account and six users.
 //!
 //! It passes with zero wrong decisions, zero unexpected answers, and the resident memory
 //! after warm-up not growing (last quarter's peak within 16 MiB or 15% of the peak just
@@ -33,7 +38,7 @@ mod reference;
 mod support;
 
 use ramgate::snapshot::{Account, Snapshot};
-use reference::{CreateOutcome, DescribeRequest, Env, RefTags, Target, Who, World};
+use reference::{tag_change, CreateOutcome, DescribeRequest, Env, RefTags, Target, Who, World};
 use serde_json::Value;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -222,6 +227,8 @@ enum Verdict {
     ServiceRoleNotAuthorized,
     /// 502/503/504 from ramgate.
     Failed,
+    /// 400 `InvalidParameter`/`MissingParameter` from ramgate.
+    Refused,
     /// Anything else ramgate answered itself.
     Other,
 }
@@ -236,6 +243,9 @@ fn verdict(status: u16, body: &Value) -> Verdict {
             Verdict::ServiceRoleNotAuthorized
         }
         (502..=504, true) => Verdict::Failed,
+        (400, true) if matches!(body["Code"].as_str(), Some("InvalidParameter" | "MissingParameter")) => {
+            Verdict::Refused
+        }
         _ => Verdict::Other,
     }
 }
@@ -355,7 +365,7 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
     let world = &phase.world;
     let region = ("RegionId".to_owned(), REGION.to_owned());
     tally.add(&tally.requests);
-    match rng.below(10) {
+    match rng.below(12) {
         // One container group.
         0..=3 => {
             let target = rng.pick(&phase.groups).clone();
@@ -536,6 +546,8 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
                 ),
             }
         }
+        // A tag change, or tag parameters where they are not taken.
+        10 | 11 => tag_change_request(shared, rng, epoch, caller, &phase, env).await,
         // No container group.
         _ => {
             let action = *rng.pick(OTHER_ACTIONS);
@@ -544,6 +556,95 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
             judge(shared, epoch, allowed, verdict(status, &body), || {
                 format!("{caller} {action}: {status} {body}")
             });
+        }
+    }
+}
+
+/// Actions and parameters for [`tag_change_request`].
+const TAG_ACTIONS: &[&str] = &[
+    "TagResources",
+    "UntagResources",
+    "UpdateContainerGroup",
+    "DescribeContainerLog",
+    "ExportContainerGroupTemplate",
+];
+
+/// A random mix of `Tag.N`, `TagKey.N` and `All` on a seeded group, judged by the
+/// reference: refused (400) exactly where the parameter model refuses, else allowed exactly
+/// where both the current and the resulting tags are. Mixes that would change the group's
+/// tags are not sent (the seeded world must stay what the oracle knows).
+async fn tag_change_request(
+    shared: &Shared,
+    rng: &mut Rng,
+    epoch: u64,
+    caller: &str,
+    phase: &Phase,
+    env: Env,
+) {
+    let tally = &shared.tally;
+    let target = rng.pick(&phase.groups).clone();
+    let action = *rng.pick(TAG_ACTIONS);
+    let mut params: Vec<(String, String)> = vec![("RegionId".into(), REGION.into())];
+    if action.ends_with("Resources") {
+        params.push(("ResourceType".into(), "ContainerGroup".into()));
+        params.push(("ResourceId.1".into(), target.id.clone()));
+    } else {
+        params.push(("ContainerGroupId".into(), target.id.clone()));
+    }
+    if action == "DescribeContainerLog" {
+        params.push(("ContainerName".into(), "app".into()));
+    }
+    // Tag.N: the group's own pairs (a no-op to set), sometimes a key without its value.
+    let own: Vec<(&String, &String)> = target.tags.iter().collect();
+    let mut request_tags = RefTags::new();
+    if !own.is_empty() && rng.chance(2) {
+        let (k, v) = *rng.pick(&own);
+        params.push(("Tag.1.Key".into(), k.clone()));
+        let with_value = !v.is_empty() || rng.chance(2);
+        if with_value {
+            params.push(("Tag.1.Value".into(), v.clone()));
+        }
+        let value = if with_value { v.clone() } else { String::new() };
+        request_tags.insert(k.clone(), value);
+    }
+    // TagKey.N: a key the group may or may not carry; All: either value.
+    if rng.chance(2) {
+        let key = if rng.chance(2) {
+            "absent-key".to_owned()
+        } else {
+            rng.pick(TAG_POOL).0.to_owned()
+        };
+        params.push(("TagKey.1".into(), key));
+    }
+    if rng.chance(3) {
+        let all = if rng.chance(2) { "true" } else { "false" };
+        params.push(("All".into(), all.into()));
+    }
+    let expected = tag_change(action, &params[1..], &target.tags);
+    if expected.as_ref().is_ok_and(|after| *after != target.tags) {
+        return;
+    }
+    let (status, body) = call(shared.proxy, caller, action, &params).await;
+    let got = verdict(status, &body);
+    let what = || format!("{caller} {action} {params:?} on {target:?}: {status} {body}");
+    match expected {
+        Err(_) if got == Verdict::Refused => tally.add(&tally.denied),
+        Err(why) => tally.problem(
+            &tally.wrong_allows,
+            format!("not refused ({}): {}", why.0, what()),
+        ),
+        Ok(_) if got == Verdict::Refused => tally.problem(&tally.unexpected, what()),
+        Ok(after) => {
+            let changes = action.ends_with("Resources") || action == "UpdateContainerGroup";
+            let allowed = phase.world.single(
+                who(caller),
+                &format!("eci:{action}"),
+                &target,
+                &request_tags,
+                changes.then_some(&after),
+                env,
+            );
+            judge(shared, epoch, allowed, got, what);
         }
     }
 }
