@@ -440,7 +440,10 @@ fn wire(meaning: &Meaning, seed: u64, injection: Option<Injection>) -> Wire {
                 // A tag parameter of another action: Tag.N on UntagResources, else All or
                 // TagKey.N.
                 let extra: Vec<(String, String)> = if meaning.action == "UntagResources" {
-                    vec![("Tag.1.Key".into(), "k".into()), ("Tag.1.Value".into(), "v".into())]
+                    vec![
+                        ("Tag.1.Key".into(), "k".into()),
+                        ("Tag.1.Value".into(), "v".into()),
+                    ]
                 } else if c.chance(2) {
                     vec![("All".into(), ["true", "false"][c.below(2)].into())]
                 } else {
@@ -455,9 +458,9 @@ fn wire(meaning: &Meaning, seed: u64, injection: Option<Injection>) -> Wire {
                 }
             }
             Injection::FilterKeyAlone => {
-                let value = placed.iter().position(|(n, _, _)| {
-                    n.starts_with("Tag.") && n.ends_with(".Value")
-                });
+                let value = placed
+                    .iter()
+                    .position(|(n, _, _)| n.starts_with("Tag.") && n.ends_with(".Value"));
                 let mut given = meaning.params.clone();
                 match value {
                     Some(i) => {
@@ -539,8 +542,7 @@ fn check(meaning: &Meaning, wire: &Wire) -> Result<(), TestCaseError> {
         (Ok(parsed), None) => {
             let canonical = &parsed.canonical;
             prop_assert!(
-                reference::tag_change(meaning.action, &meaning.params, &Default::default())
-                    .is_ok(),
+                reference::tag_change(meaning.action, &meaning.params, &Default::default()).is_ok(),
                 "accepted, but the reference's parameter model refuses it"
             );
             prop_assert_eq!(canonical.action.name, meaning.action);
@@ -792,7 +794,10 @@ fn the_parameter_model_agrees_with_the_reference() {
         for n in 1..=c.below(3) {
             params.push((format!("Tag.{n}.Key"), keys[n - 1].into()));
             if !c.chance(4) {
-                params.push((format!("Tag.{n}.Value"), ["", "x", "prod"][c.below(3)].into()));
+                params.push((
+                    format!("Tag.{n}.Value"),
+                    ["", "x", "prod"][c.below(3)].into(),
+                ));
             }
         }
         for n in 1..=c.below(3) {
@@ -836,9 +841,17 @@ fn the_parameter_model_agrees_with_the_reference() {
                 };
                 assert_eq!(mine, expected, "case {case}: {query}");
             }
-            (Ok(p), Err(why)) => panic!("case {case}: {query}: accepted as {:?}, the reference refuses: {}", p.canonical.params, why.0),
-            (Err(e), Ok(_)) => panic!("case {case}: {query}: refused ({e}), the reference takes it"),
+            (Ok(p), Err(why)) => panic!(
+                "case {case}: {query}: accepted as {:?}, the reference refuses: {}",
+                p.canonical.params, why.0
+            ),
+            (Err(e), Ok(_)) => {
+                panic!("case {case}: {query}: refused ({e}), the reference takes it")
+            }
         }
     }
-    assert!(accepted > 300 && refused > 300, "accepted {accepted}, refused {refused}");
+    assert!(
+        accepted > 300 && refused > 300,
+        "accepted {accepted}, refused {refused}"
+    );
 }

@@ -17,8 +17,8 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::{
-    as_user, clear_recorded, get_json, recorded, request_json, start_backend, start_proxy_with,
-    v3, Proxy, ProxySettings, Ramgate,
+    as_user, clear_recorded, get_json, recorded, request_json, start_backend, start_proxy_with, v3,
+    Proxy, ProxySettings, Ramgate,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -134,8 +134,16 @@ fn without_request_id(mut v: Value) -> Value {
 #[tokio::test]
 async fn finding_1_untag_resources_with_tag_n_skips_the_resulting_tags_check() {
     let w = world("");
-    let g = seed(w.backend, "rg-default", &[("name", "liumi"), ("env", "test")]).await;
-    let target = [("ResourceType", "ContainerGroup"), ("ResourceId.1", g.as_str())];
+    let g = seed(
+        w.backend,
+        "rg-default",
+        &[("name", "liumi"), ("env", "test")],
+    )
+    .await;
+    let target = [
+        ("ResourceType", "ContainerGroup"),
+        ("ResourceId.1", g.as_str()),
+    ];
     let mut untag = target.to_vec();
     untag.push(("TagKey.1", "env"));
     let (status, body) = call(&w, "liumi", "UntagResources", &untag).await;
@@ -144,11 +152,21 @@ async fn finding_1_untag_resources_with_tag_n_skips_the_resulting_tags_check() {
     let mut with_tag = untag.clone();
     with_tag.extend([("Tag.1.Key", "env"), ("Tag.1.Value", "test")]);
     let (status, body) = call(&w, "liumi", "UntagResources", &with_tag).await;
-    assert_eq!((status, body["Code"].as_str()), (400, Some("InvalidParameter")), "{body}");
+    assert_eq!(
+        (status, body["Code"].as_str()),
+        (400, Some("InvalidParameter")),
+        "{body}"
+    );
     let message = body["Message"].as_str().unwrap_or_default();
-    assert!(message.contains("Tag.1.Key") && message.contains("UntagResources"), "{message}");
+    assert!(
+        message.contains("Tag.1.Key") && message.contains("UntagResources"),
+        "{message}"
+    );
     assert!(forwarded(w.backend).await.is_empty());
-    assert_eq!(tags_of(w.backend, &g).await, serde_json::json!({"name": "liumi", "env": "test"}));
+    assert_eq!(
+        tags_of(w.backend, &g).await,
+        serde_json::json!({"name": "liumi", "env": "test"})
+    );
 }
 
 #[tokio::test]
@@ -168,7 +186,10 @@ async fn finding_2_all_true_skips_the_resulting_tags_check() {
     with_all.push(("All", "true"));
     let (status, body) = call(&w, "noprod", "TagResources", &with_all).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["Message"].as_str().unwrap_or_default().contains("All"), "{body}");
+    assert!(
+        body["Message"].as_str().unwrap_or_default().contains("All"),
+        "{body}"
+    );
     // The same with UpdateContainerGroup for a StringNotEquals allow.
     let update = [
         ("ContainerGroupId", g.as_str()),
@@ -187,7 +208,10 @@ async fn finding_2_all_true_skips_the_resulting_tags_check() {
     let (status, body) = call(&w, "noprod", "TagResources", &with_keys).await;
     assert_eq!(status, 400, "{body}");
     assert!(forwarded(w.backend).await.is_empty());
-    assert_eq!(tags_of(w.backend, &g).await, serde_json::json!({"env": "test"}));
+    assert_eq!(
+        tags_of(w.backend, &g).await,
+        serde_json::json!({"env": "test"})
+    );
     // And the backend, the same model, refuses what the proxy refuses.
     let mut direct = vec![("RegionId", "cn-hangzhou")];
     direct.extend_from_slice(&set_prod);
@@ -199,7 +223,12 @@ async fn finding_2_all_true_skips_the_resulting_tags_check() {
 /// Finding 3 (and Done-when 3): many rounds of a tag write on G racing a lookup that names
 /// G among 50 ids; once the write has answered, the next decision on G must see its result.
 async fn rounds_of_writes_racing_lookups(w: &World, rounds: usize) {
-    let g = seed(w.backend, "rg-default", &[("name", "liumi"), ("env", "test")]).await;
+    let g = seed(
+        w.backend,
+        "rg-default",
+        &[("name", "liumi"), ("env", "test")],
+    )
+    .await;
     let mut ids: Vec<String> = (0..49).map(|i| format!("eci-absent-{i:02}")).collect();
     // In the first batch of 20, but not first: its data is fetched before the write
     // while the lookup reaches it only after all three batches are in.
@@ -214,21 +243,37 @@ async fn rounds_of_writes_racing_lookups(w: &World, rounds: usize) {
             ("Tag.1.Key", "env"),
             ("Tag.1.Value", "test"),
         ];
-        let (status, _, body) =
-            v3(w.proxy.addr, "TagResources", &reset, &[("x-ramgate-principal", &root)]).await;
+        let (status, _, body) = v3(
+            w.proxy.addr,
+            "TagResources",
+            &reset,
+            &[("x-ramgate-principal", &root)],
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         // G is not cached now: the lookup below fetches it, racing the write.
         assert_eq!(tags_of(w.backend, &g).await["env"], "test");
 
-        let list: Vec<(String, String)> = std::iter::once(("ResourceType".into(), "ContainerGroup".into()))
-            .chain(ids.iter().enumerate().map(|(i, id)| (format!("ResourceId.{}", i + 1), id.clone())))
-            .collect();
+        let list: Vec<(String, String)> =
+            std::iter::once(("ResourceType".into(), "ContainerGroup".into()))
+                .chain(
+                    ids.iter()
+                        .enumerate()
+                        .map(|(i, id)| (format!("ResourceId.{}", i + 1), id.clone())),
+                )
+                .collect();
         let liumi = as_user("liumi");
         let addr = w.proxy.addr;
         let lookup = tokio::spawn(async move {
             let mut q: Vec<(&str, &str)> = vec![("RegionId", "cn-hangzhou")];
             q.extend(list.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            v3(addr, "ListTagResources", &q, &[("x-ramgate-principal", liumi.as_str())]).await
+            v3(
+                addr,
+                "ListTagResources",
+                &q,
+                &[("x-ramgate-principal", liumi.as_str())],
+            )
+            .await
         });
         // Let the lookup start (its batches are under way) before the write.
         tokio::time::sleep(Duration::from_millis((round % 4) as u64 * 3)).await;
@@ -239,17 +284,37 @@ async fn rounds_of_writes_racing_lookups(w: &World, rounds: usize) {
             ("Tag.1.Key", "env"),
             ("Tag.1.Value", "prod"),
         ];
-        let (status, _, body) =
-            v3(w.proxy.addr, "TagResources", &prod, &[("x-ramgate-principal", &root)]).await;
+        let (status, _, body) = v3(
+            w.proxy.addr,
+            "TagResources",
+            &prod,
+            &[("x-ramgate-principal", &root)],
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         // The write has answered: no decision may rest on the tags from before it, whether
         // asked while the racing lookup is still under way (odd rounds) or after it ended.
         if round % 2 == 1 {
-            let (status, body) = call(w, "liumi", "DescribeContainerLog", &[("ContainerGroupId", &g)]).await;
-            assert_eq!(status, 403, "round {round}: a decision on tags older than a completed write: {body}");
+            let (status, body) = call(
+                w,
+                "liumi",
+                "DescribeContainerLog",
+                &[("ContainerGroupId", &g)],
+            )
+            .await;
+            assert_eq!(
+                status, 403,
+                "round {round}: a decision on tags older than a completed write: {body}"
+            );
         }
         let _ = lookup.await.expect("join");
-        let (status, body) = call(w, "liumi", "DescribeContainerLog", &[("ContainerGroupId", &g)]).await;
+        let (status, body) = call(
+            w,
+            "liumi",
+            "DescribeContainerLog",
+            &[("ContainerGroupId", &g)],
+        )
+        .await;
         assert_eq!(status, 403, "round {round}, after the lookup ended: {body}");
     }
 }
@@ -268,12 +333,32 @@ async fn finding_3_a_tag_change_through_the_proxy_can_stay_invisible_for_the_ttl
 async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
     let w = world("");
     // test2 may use rg-default only; liumi groups tagged name=liumi, env=test only.
-    let elsewhere = seed(w.backend, "rg-test-a", &[("name", "liumi"), ("env", "test")]).await;
+    let elsewhere = seed(
+        w.backend,
+        "rg-test-a",
+        &[("name", "liumi"), ("env", "test")],
+    )
+    .await;
     let untagged = seed(w.backend, "rg-default", &[("env", "prod")]).await;
-    for (user, existing) in [("test2", &elsewhere), ("liumi", &untagged), ("noprod", &untagged)] {
-        let (s1, denied) = call(&w, user, "DeleteContainerGroup", &[("ContainerGroupId", existing)]).await;
-        let (s2, missing) =
-            call(&w, user, "DeleteContainerGroup", &[("ContainerGroupId", "eci-does-not-exist")]).await;
+    for (user, existing) in [
+        ("test2", &elsewhere),
+        ("liumi", &untagged),
+        ("noprod", &untagged),
+    ] {
+        let (s1, denied) = call(
+            &w,
+            user,
+            "DeleteContainerGroup",
+            &[("ContainerGroupId", existing)],
+        )
+        .await;
+        let (s2, missing) = call(
+            &w,
+            user,
+            "DeleteContainerGroup",
+            &[("ContainerGroupId", "eci-does-not-exist")],
+        )
+        .await;
         assert_eq!((s1, s2), (403, 403), "{user}: {denied} / {missing}");
         assert_eq!(
             without_request_id(denied.clone()),
@@ -283,17 +368,29 @@ async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
     }
     // A group the caller may see keeps the detail of why it was denied.
     let visible = seed(w.backend, "rg-default", &[("env", "test")]).await;
-    let update = [("ContainerGroupId", visible.as_str()), ("Tag.1.Key", "env"), ("Tag.1.Value", "prod")];
+    let update = [
+        ("ContainerGroupId", visible.as_str()),
+        ("Tag.1.Key", "env"),
+        ("Tag.1.Value", "prod"),
+    ];
     let (status, body) = call(&w, "noprod", "UpdateContainerGroup", &update).await;
     assert_eq!(status, 403, "{body}");
-    assert_eq!(body["AccessDeniedDetail"]["NoPermissionType"], "ExplicitDeny", "{body}");
+    assert_eq!(
+        body["AccessDeniedDetail"]["NoPermissionType"], "ExplicitDeny",
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn finding_5_list_actions_without_ids_are_forwarded_for_any_principal() {
     let w = world("");
     let visible = seed(w.backend, "rg-default", &[("a", "1")]).await;
-    let hidden = seed(w.backend, "rg-default", &[("env", "prod"), ("secret", "s3cr3t")]).await;
+    let hidden = seed(
+        w.backend,
+        "rg-default",
+        &[("env", "prod"), ("secret", "s3cr3t")],
+    )
+    .await;
     clear_recorded(w.backend).await;
     for action in ["ListTagResources", "DescribeContainerGroupStatus"] {
         let params: &[(&str, &str)] = if action == "ListTagResources" {
@@ -305,7 +402,10 @@ async fn finding_5_list_actions_without_ids_are_forwarded_for_any_principal() {
         assert_eq!(status, 200, "{action}: {body}");
         assert_eq!(body["TotalCount"], 0, "{action}: {body}");
     }
-    assert!(forwarded(w.backend).await.is_empty(), "a list was forwarded for a principal with no policy");
+    assert!(
+        forwarded(w.backend).await.is_empty(),
+        "a list was forwarded for a principal with no policy"
+    );
     // Pages of one item: the paging token must not name the hidden group's tags.
     let (status, body) = call(
         &w,
@@ -317,7 +417,10 @@ async fn finding_5_list_actions_without_ids_are_forwarded_for_any_principal() {
     assert_eq!(status, 200, "{body}");
     let text = body.to_string();
     assert!(text.contains(&visible), "{text}");
-    assert!(!text.contains(&hidden) && !text.contains("secret"), "{text}");
+    assert!(
+        !text.contains(&hidden) && !text.contains("secret"),
+        "{text}"
+    );
     assert_eq!(body["NextToken"].as_str().unwrap_or_default(), "", "{body}");
 }
 
@@ -335,7 +438,13 @@ async fn finding_6_describe_paging_confirms_hidden_groups() {
     assert!(!with.to_string().contains(&hidden));
     assert_eq!(without_request_id(with), without_request_id(without));
     // A caller who sees everything keeps the backend's paging.
-    let (status, body) = call(&w, "test2", "DescribeContainerGroups", &[("ResourceGroupId", "rg-default"), ("Limit", "1")]).await;
+    let (status, body) = call(
+        &w,
+        "test2",
+        "DescribeContainerGroups",
+        &[("ResourceGroupId", "rg-default"), ("Limit", "1")],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["TotalCount"], 2, "{body}");
     assert_ne!(body["NextToken"].as_str().unwrap_or_default(), "", "{body}");
@@ -362,7 +471,10 @@ async fn finding_7_a_stalled_body_holds_a_connection_slot_forever() {
         let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
         assert!(read.is_ok(), "a stalled body kept its connection open");
         let text = String::from_utf8_lossy(&out);
-        assert!(text.is_empty() || text.starts_with("HTTP/1.1 400"), "{text}");
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 400"),
+            "{text}"
+        );
     }
     // The slots are free again.
     let started = Instant::now();
@@ -375,14 +487,33 @@ async fn finding_7_a_stalled_body_holds_a_connection_slot_forever() {
 #[tokio::test]
 async fn finding_8_tag_key_without_value_is_authorized_as_empty_but_forwarded_as_any() {
     let w = world("");
-    seed(w.backend, "rg-default", &[("name", "liumi"), ("env", "test")]).await;
+    seed(
+        w.backend,
+        "rg-default",
+        &[("name", "liumi"), ("env", "test")],
+    )
+    .await;
     clear_recorded(w.backend).await;
     for (action, extra) in [
-        ("DescribeContainerGroups", vec![("Tag.1.Key", "name"), ("Tag.1.Value", "liumi"), ("Tag.2.Key", "env")]),
-        ("ListTagResources", vec![("ResourceType", "ContainerGroup"), ("Tag.1.Key", "env")]),
+        (
+            "DescribeContainerGroups",
+            vec![
+                ("Tag.1.Key", "name"),
+                ("Tag.1.Value", "liumi"),
+                ("Tag.2.Key", "env"),
+            ],
+        ),
+        (
+            "ListTagResources",
+            vec![("ResourceType", "ContainerGroup"), ("Tag.1.Key", "env")],
+        ),
     ] {
         let (status, body) = call(&w, "liumi", action, &extra).await;
-        assert_eq!((status, body["Code"].as_str()), (400, Some("InvalidParameter")), "{action}: {body}");
+        assert_eq!(
+            (status, body["Code"].as_str()),
+            (400, Some("InvalidParameter")),
+            "{action}: {body}"
+        );
     }
     assert!(forwarded(w.backend).await.is_empty());
     // Where Tag.N are tags to set, a key alone is the empty value for ramgate and backend.
@@ -391,11 +522,18 @@ async fn finding_8_tag_key_without_value_is_authorized_as_empty_but_forwarded_as
         &w,
         "root",
         "TagResources",
-        &[("ResourceType", "ContainerGroup"), ("ResourceId.1", &g), ("Tag.1.Key", "k")],
+        &[
+            ("ResourceType", "ContainerGroup"),
+            ("ResourceId.1", &g),
+            ("Tag.1.Key", "k"),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(tags_of(w.backend, &g).await, serde_json::json!({"a": "1", "k": ""}));
+    assert_eq!(
+        tags_of(w.backend, &g).await,
+        serde_json::json!({"a": "1", "k": ""})
+    );
 }
 
 #[tokio::test]
@@ -410,8 +548,18 @@ async fn finding_9_region_id_other_than_the_configured_region_is_forwarded() {
         &[("x-ramgate-principal", who.as_str())],
     )
     .await;
-    assert_eq!((status.as_u16(), body["Code"].as_str()), (400, Some("InvalidParameter")), "{body}");
-    assert!(body["Message"].as_str().unwrap_or_default().contains("RegionId"), "{body}");
+    assert_eq!(
+        (status.as_u16(), body["Code"].as_str()),
+        (400, Some("InvalidParameter")),
+        "{body}"
+    );
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RegionId"),
+        "{body}"
+    );
     assert!(forwarded(w.backend).await.is_empty());
 }
 
@@ -460,7 +608,9 @@ async fn tag_changes_through_the_proxy_only_ever_leave_allowed_tags() {
         ("env", "pre"),
         ("team", "x"),
     ];
-    const CALLERS: &[&str] = &["liumi", "multi", "noprod", "notprod", "test2", "ro", "nobody"];
+    const CALLERS: &[&str] = &[
+        "liumi", "multi", "noprod", "notprod", "test2", "ro", "nobody",
+    ];
     const ACTIONS: &[&str] = &["TagResources", "UntagResources", "UpdateContainerGroup"];
     let mut groups = Vec::new();
     for tags in [
@@ -534,18 +684,27 @@ async fn tag_changes_through_the_proxy_only_ever_leave_allowed_tags() {
             .and_then(|g| g.iter().find(|g| g["id"] == id.as_str()))
             .map(|g| ref_tags(&g["tags"]))
             .expect("seeded group");
-        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let (status, body) = call(&w, caller, action, &pairs).await;
         let after = ref_tags(&tags_of(w.backend, &id).await);
         let what = format!("round {round}: {caller} {action} {params:?} on {before:?}: {status} {body} → {after:?}");
         let model = tag_change(action, &params, &before);
         if status == 400 && body["HostId"] == "ramgate" {
-            assert!(model.is_err() || other_refused, "refused, but the model takes it: {what}");
+            assert!(
+                model.is_err() || other_refused,
+                "refused, but the model takes it: {what}"
+            );
             assert_eq!(before, after, "{what}");
             refused += 1;
             continue;
         }
-        assert!(model.is_ok() && !other_refused, "accepted, but the model refuses it ({model:?}): {what}");
+        assert!(
+            model.is_ok() && !other_refused,
+            "accepted, but the model refuses it ({model:?}): {what}"
+        );
         if status == 403 {
             assert_eq!(before, after, "{what}");
             denied += 1;
@@ -557,20 +716,38 @@ async fn tag_changes_through_the_proxy_only_ever_leave_allowed_tags() {
             resource_group: "rg-default".into(),
             tags: before.clone(),
         };
-        let who = if caller == "root" { Who::Root } else { Who::User(caller) };
+        let who = if caller == "root" {
+            Who::Root
+        } else {
+            Who::User(caller)
+        };
         let env = Env {
             source_ip: Some("127.0.0.1".parse().expect("ip")),
             secure_transport: false,
         };
         assert!(
-            oracle.single(who, &format!("eci:{action}"), &target, &request_tags, Some(&after), env),
+            oracle.single(
+                who,
+                &format!("eci:{action}"),
+                &target,
+                &request_tags,
+                Some(&after),
+                env
+            ),
             "the backend's tags are not ones the caller may have before and after: {what}"
         );
-        assert_eq!(Ok(after.clone()), model, "the backend did otherwise than the model: {what}");
+        assert_eq!(
+            Ok(after.clone()),
+            model,
+            "the backend did otherwise than the model: {what}"
+        );
         if before != after {
             changed += 1;
         }
     }
     // The mix exercises every outcome.
-    assert!(changed > 5 && refused > 20 && denied > 5, "changed {changed}, refused {refused}, denied {denied}");
+    assert!(
+        changed > 5 && refused > 20 && denied > 5,
+        "changed {changed}, refused {refused}, denied {denied}"
+    );
 }

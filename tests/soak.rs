@@ -243,7 +243,12 @@ fn verdict(status: u16, body: &Value) -> Verdict {
             Verdict::ServiceRoleNotAuthorized
         }
         (502..=504, true) => Verdict::Failed,
-        (400, true) if matches!(body["Code"].as_str(), Some("InvalidParameter" | "MissingParameter")) => {
+        (400, true)
+            if matches!(
+                body["Code"].as_str(),
+                Some("InvalidParameter" | "MissingParameter")
+            ) =>
+        {
             Verdict::Refused
         }
         _ => Verdict::Other,

@@ -335,23 +335,23 @@ impl Authorizer<'_> {
         let directory = &self.snapshot.directory;
         let guarded = !directory.guardrails.is_empty();
         if self.is_root() {
-            return if guarded { Reach::Some } else { Reach::Everything };
+            return if guarded {
+                Reach::Some
+            } else {
+                Reach::Everything
+            };
         }
         let principal = directory.principal(self.caller.principal);
         let named = match counted {
             Attachments::Named(g) => g,
             Attachments::ItemsOwnGroup => None,
         };
-        let all = principal
-            .account_policies
-            .iter()
-            .map(|&p| (p, true))
-            .chain(
-                principal
-                    .group_policies
-                    .iter()
-                    .map(|&(g, p)| (p, Some(g) == named)),
-            );
+        let all = principal.account_policies.iter().map(|&p| (p, true)).chain(
+            principal
+                .group_policies
+                .iter()
+                .map(|&(g, p)| (p, Some(g) == named)),
+        );
         let (mut some, mut every, mut denies) = (false, false, false);
         for (policy, is_counted) in all {
             for statement in &self.snapshot.policy(policy).statements {

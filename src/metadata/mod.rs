@@ -197,7 +197,10 @@ impl MetadataClient {
                     meta: meta.clone(),
                     epoch,
                 };
-                self.inner.cache.insert(Id::from(ids[i].as_str()), entry).await;
+                self.inner
+                    .cache
+                    .insert(Id::from(ids[i].as_str()), entry)
+                    .await;
                 found[i] = meta;
             }
         }

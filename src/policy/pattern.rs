@@ -90,7 +90,10 @@ impl Pattern {
                 return PrefixMatch::None;
             }
         }
-        if states.iter().any(|&s| s < p.len() && p[s..].iter().all(|&c| c == '*')) {
+        if states
+            .iter()
+            .any(|&s| s < p.len() && p[s..].iter().all(|&c| c == '*'))
+        {
             PrefixMatch::Every
         } else {
             PrefixMatch::Some
@@ -167,7 +170,10 @@ mod tests {
         let cases = [
             ("*", PrefixMatch::Every),
             ("acs:eci:*:*:containergroup/*", PrefixMatch::Every),
-            ("acs:eci:cn-hangzhou:123:containergroup/eci-*", PrefixMatch::Some),
+            (
+                "acs:eci:cn-hangzhou:123:containergroup/eci-*",
+                PrefixMatch::Some,
+            ),
             ("acs:eci:*:*:containergroup/?", PrefixMatch::Some),
             ("acs:eci:*:*:containergroup/*x", PrefixMatch::Some),
             // `*` may run past the prefix: such an ARN could exist, so "some".

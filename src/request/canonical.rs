@@ -141,7 +141,10 @@ pub(super) fn build(
     if tag_params == TagParams::Remove && !untag_all && tag_keys.is_empty() {
         return Err(RequestError::missing(
             "TagKey.1",
-            format!("{} removes the tag keys TagKey.1, TagKey.2, ... or, with All=true, every tag", action.name),
+            format!(
+                "{} removes the tag keys TagKey.1, TagKey.2, ... or, with All=true, every tag",
+                action.name
+            ),
         ));
     }
     if action.name == "ExecContainerCommand" {

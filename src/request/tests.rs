@@ -815,7 +815,11 @@ mod properties {
 /// Asserts `query` is refused as a parameter `action` does not take, naming both.
 fn not_taken(query: &str, param: &str, action: &str) {
     let e = get(query).expect_err(query);
-    assert_eq!((e.code(), e.param()), ("InvalidParameter", Some(param)), "{query}: {e}");
+    assert_eq!(
+        (e.code(), e.param()),
+        ("InvalidParameter", Some(param)),
+        "{query}: {e}"
+    );
     assert!(e.to_string().contains(action), "{e}");
 }
 
@@ -868,7 +872,11 @@ fn tag_parameters_are_taken_only_by_the_actions_that_read_them() {
     let untag = ok(&format!("Action=UntagResources&{TAG}&TagKey.1=env"));
     assert_eq!(untag.tag_keys, ["env"]);
     let tag = ok(&format!("Action=TagResources&{TAG}&Tag.1.Key=env"));
-    assert_eq!(tag.tags, tags(&[("env", "")]), "a key alone sets the empty value");
+    assert_eq!(
+        tag.tags,
+        tags(&[("env", "")]),
+        "a key alone sets the empty value"
+    );
     // Filters need their values; tags to set do not.
     invalid("Action=DescribeContainerGroups&Tag.1.Key=env", "Tag.1.Key");
     ok("Action=DescribeContainerGroups&Tag.1.Key=env&Tag.1.Value=");
@@ -884,13 +892,14 @@ fn resulting_tags_follow_what_each_action_does() {
     assert_eq!(resulting_tags(&untag, &current), tags(&[("name", "liumi")]));
     let all = ok(&format!("Action=UntagResources&{TAG}&All=true"));
     assert_eq!(resulting_tags(&all, &current), Tags::new());
-    let tag = ok(&format!("Action=TagResources&{TAG}&Tag.1.Key=env&Tag.1.Value=prod"));
+    let tag = ok(&format!(
+        "Action=TagResources&{TAG}&Tag.1.Key=env&Tag.1.Value=prod"
+    ));
     assert_eq!(
         resulting_tags(&tag, &current),
         tags(&[("name", "liumi"), ("env", "prod")])
     );
-    let update =
-        ok("Action=UpdateContainerGroup&ContainerGroupId=eci-1&Tag.1.Key=a&Tag.1.Value=b");
+    let update = ok("Action=UpdateContainerGroup&ContainerGroupId=eci-1&Tag.1.Key=a&Tag.1.Value=b");
     assert_eq!(
         resulting_tags(&update, &current),
         tags(&[("name", "liumi"), ("env", "test"), ("a", "b")])
@@ -902,6 +911,12 @@ fn region_other_than_the_configured_one_is_refused() {
     let c = ok("Action=DescribeContainerGroups&RegionId=cn-hangzhou");
     assert_eq!(c.check_region("cn-hangzhou"), Ok(()));
     let e = c.check_region("cn-shanghai").unwrap_err();
-    assert_eq!((e.code(), e.param()), ("InvalidParameter", Some("RegionId")));
-    assert_eq!(ok("Action=DescribeRegions").check_region("cn-shanghai"), Ok(()));
+    assert_eq!(
+        (e.code(), e.param()),
+        ("InvalidParameter", Some("RegionId"))
+    );
+    assert_eq!(
+        ok("Action=DescribeRegions").check_region("cn-shanghai"),
+        Ok(())
+    );
 }

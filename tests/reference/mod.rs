@@ -630,9 +630,7 @@ pub fn tag_change(
             Some("true") => true,
             Some(other) => return Err(Refused(format!("All={other}"))),
         };
-        let keys: Vec<&str> = (1..)
-            .map_while(|n| get(&format!("TagKey.{n}")))
-            .collect();
+        let keys: Vec<&str> = (1..).map_while(|n| get(&format!("TagKey.{n}"))).collect();
         match (all, keys.is_empty()) {
             (true, false) => return Err(Refused("All=true with TagKey.N".into())),
             (false, true) => return Err(Refused("no TagKey.N and no All=true".into())),
