@@ -17,8 +17,8 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::{
-    as_user, clear_recorded, get_json, recorded, request_json, start_backend, start_proxy_with, v3,
-    Proxy, ProxySettings, Ramgate,
+    as_user, clear_recorded, create_group, get_json, recorded, request_json, start_backend,
+    start_proxy_with, v3, Proxy, ProxySettings, Ramgate,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -71,25 +71,6 @@ fn world(listen: &str) -> World {
     }
 }
 
-/// Creates a group directly on the backend; returns its id.
-async fn seed(backend: SocketAddr, group: &str, tags: &[(&str, &str)]) -> String {
-    let mut p: Vec<(String, String)> = vec![
-        ("RegionId".into(), "cn-hangzhou".into()),
-        ("ContainerGroupName".into(), "g".into()),
-        ("ResourceGroupId".into(), group.into()),
-        ("Container.1.Name".into(), "app".into()),
-        ("Container.1.Image".into(), "nginx".into()),
-    ];
-    for (i, (k, v)) in tags.iter().enumerate() {
-        p.push((format!("Tag.{}.Key", i + 1), k.to_string()));
-        p.push((format!("Tag.{}.Value", i + 1), v.to_string()));
-    }
-    let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
-    assert!(status.is_success(), "{body}");
-    body["ContainerGroupId"].as_str().expect("id").to_owned()
-}
-
 /// The backend's tags of `id`.
 async fn tags_of(backend: SocketAddr, id: &str) -> Value {
     let (_, state) = get_json(backend, "/_backend/state").await;
@@ -134,8 +115,9 @@ fn without_request_id(mut v: Value) -> Value {
 #[tokio::test]
 async fn finding_1_untag_resources_with_tag_n_skips_the_resulting_tags_check() {
     let w = world("");
-    let g = seed(
+    let g = create_group(
         w.backend,
+        "g",
         "rg-default",
         &[("name", "liumi"), ("env", "test")],
     )
@@ -172,7 +154,7 @@ async fn finding_1_untag_resources_with_tag_n_skips_the_resulting_tags_check() {
 #[tokio::test]
 async fn finding_2_all_true_skips_the_resulting_tags_check() {
     let w = world("");
-    let g = seed(w.backend, "rg-default", &[("env", "test")]).await;
+    let g = create_group(w.backend, "g", "rg-default", &[("env", "test")]).await;
     let set_prod = [
         ("ResourceType", "ContainerGroup"),
         ("ResourceId.1", g.as_str()),
@@ -220,11 +202,23 @@ async fn finding_2_all_true_skips_the_resulting_tags_check() {
     assert_eq!(status, 400, "{body}");
 }
 
+/// Root's `TagResources` of `env=<value>` on `id`, through the proxy.
+async fn set_env(w: &World, id: &str, value: &str) -> (u16, Value) {
+    let params = [
+        ("ResourceType", "ContainerGroup"),
+        ("ResourceId.1", id),
+        ("Tag.1.Key", "env"),
+        ("Tag.1.Value", value),
+    ];
+    call(w, "root", "TagResources", &params).await
+}
+
 /// Finding 3 (and Done-when 3): many rounds of a tag write on G racing a lookup that names
 /// G among 50 ids; once the write has answered, the next decision on G must see its result.
 async fn rounds_of_writes_racing_lookups(w: &World, rounds: usize) {
-    let g = seed(
+    let g = create_group(
         w.backend,
+        "g",
         "rg-default",
         &[("name", "liumi"), ("env", "test")],
     )
@@ -233,23 +227,9 @@ async fn rounds_of_writes_racing_lookups(w: &World, rounds: usize) {
     // In the first batch of 20, but not first: its data is fetched before the write
     // while the lookup reaches it only after all three batches are in.
     ids.insert(5, g.clone());
-    let root = as_user("root");
     for round in 0..rounds {
         // Back to a tag set liumi may use, through the proxy (which forgets G).
-        let reset = [
-            ("RegionId", "cn-hangzhou"),
-            ("ResourceType", "ContainerGroup"),
-            ("ResourceId.1", g.as_str()),
-            ("Tag.1.Key", "env"),
-            ("Tag.1.Value", "test"),
-        ];
-        let (status, _, body) = v3(
-            w.proxy.addr,
-            "TagResources",
-            &reset,
-            &[("x-ramgate-principal", &root)],
-        )
-        .await;
+        let (status, body) = set_env(w, &g, "test").await;
         assert_eq!(status, 200, "{body}");
         // G is not cached now: the lookup below fetches it, racing the write.
         assert_eq!(tags_of(w.backend, &g).await["env"], "test");
@@ -277,20 +257,7 @@ async fn rounds_of_writes_racing_lookups(w: &World, rounds: usize) {
         });
         // Let the lookup start (its batches are under way) before the write.
         tokio::time::sleep(Duration::from_millis((round % 4) as u64 * 3)).await;
-        let prod = [
-            ("RegionId", "cn-hangzhou"),
-            ("ResourceType", "ContainerGroup"),
-            ("ResourceId.1", g.as_str()),
-            ("Tag.1.Key", "env"),
-            ("Tag.1.Value", "prod"),
-        ];
-        let (status, _, body) = v3(
-            w.proxy.addr,
-            "TagResources",
-            &prod,
-            &[("x-ramgate-principal", &root)],
-        )
-        .await;
+        let (status, body) = set_env(w, &g, "prod").await;
         assert_eq!(status, 200, "{body}");
         // The write has answered: no decision may rest on the tags from before it, whether
         // asked while the racing lookup is still under way (odd rounds) or after it ended.
@@ -333,13 +300,14 @@ async fn finding_3_a_tag_change_through_the_proxy_can_stay_invisible_for_the_ttl
 async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
     let w = world("");
     // test2 may use rg-default only; liumi groups tagged name=liumi, env=test only.
-    let elsewhere = seed(
+    let elsewhere = create_group(
         w.backend,
+        "g",
         "rg-test-a",
         &[("name", "liumi"), ("env", "test")],
     )
     .await;
-    let untagged = seed(w.backend, "rg-default", &[("env", "prod")]).await;
+    let untagged = create_group(w.backend, "g", "rg-default", &[("env", "prod")]).await;
     for (user, existing) in [
         ("test2", &elsewhere),
         ("liumi", &untagged),
@@ -367,7 +335,7 @@ async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
         );
     }
     // A group the caller may see keeps the detail of why it was denied.
-    let visible = seed(w.backend, "rg-default", &[("env", "test")]).await;
+    let visible = create_group(w.backend, "g", "rg-default", &[("env", "test")]).await;
     let update = [
         ("ContainerGroupId", visible.as_str()),
         ("Tag.1.Key", "env"),
@@ -384,9 +352,10 @@ async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
 #[tokio::test]
 async fn finding_5_list_actions_without_ids_are_forwarded_for_any_principal() {
     let w = world("");
-    let visible = seed(w.backend, "rg-default", &[("a", "1")]).await;
-    let hidden = seed(
+    let visible = create_group(w.backend, "g", "rg-default", &[("a", "1")]).await;
+    let hidden = create_group(
         w.backend,
+        "g",
         "rg-default",
         &[("env", "prod"), ("secret", "s3cr3t")],
     )
@@ -427,12 +396,18 @@ async fn finding_5_list_actions_without_ids_are_forwarded_for_any_principal() {
 #[tokio::test]
 async fn finding_6_describe_paging_confirms_hidden_groups() {
     let w = world("");
-    seed(w.backend, "rg-default", &[("team", "x")]).await;
+    create_group(w.backend, "g", "rg-default", &[("team", "x")]).await;
     let query = [("Tag.1.Key", "team"), ("Tag.1.Value", "x"), ("Limit", "1")];
     let (status, without) = call(&w, "noprod", "DescribeContainerGroups", &query).await;
     assert_eq!(status, 200, "{without}");
     // A group the caller cannot see, matching the guessed tag.
-    let hidden = seed(w.backend, "rg-default", &[("team", "x"), ("env", "prod")]).await;
+    let hidden = create_group(
+        w.backend,
+        "g",
+        "rg-default",
+        &[("team", "x"), ("env", "prod")],
+    )
+    .await;
     let (status, with) = call(&w, "noprod", "DescribeContainerGroups", &query).await;
     assert_eq!(status, 200, "{with}");
     assert!(!with.to_string().contains(&hidden));
@@ -487,8 +462,9 @@ async fn finding_7_a_stalled_body_holds_a_connection_slot_forever() {
 #[tokio::test]
 async fn finding_8_tag_key_without_value_is_authorized_as_empty_but_forwarded_as_any() {
     let w = world("");
-    seed(
+    create_group(
         w.backend,
+        "g",
         "rg-default",
         &[("name", "liumi"), ("env", "test")],
     )
@@ -517,7 +493,7 @@ async fn finding_8_tag_key_without_value_is_authorized_as_empty_but_forwarded_as
     }
     assert!(forwarded(w.backend).await.is_empty());
     // Where Tag.N are tags to set, a key alone is the empty value for ramgate and backend.
-    let g = seed(w.backend, "rg-default", &[("a", "1")]).await;
+    let g = create_group(w.backend, "g", "rg-default", &[("a", "1")]).await;
     let (status, body) = call(
         &w,
         "root",
@@ -619,7 +595,7 @@ async fn tag_changes_through_the_proxy_only_ever_leave_allowed_tags() {
         &[("env", "prod")],
         &[],
     ] {
-        groups.push(seed(w.backend, "rg-default", tags).await);
+        groups.push(create_group(w.backend, "g", "rg-default", tags).await);
     }
     let (mut changed, mut refused, mut denied) = (0, 0, 0);
     for round in 0..150 {

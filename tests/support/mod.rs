@@ -478,6 +478,34 @@ impl SplitMix {
     }
 }
 
+/// Creates a container group directly on `backend` (not through a proxy); returns its id.
+pub async fn create_group(
+    backend: SocketAddr,
+    name: &str,
+    group: &str,
+    tags: &[(&str, &str)],
+) -> String {
+    let mut p: Vec<(String, String)> = vec![
+        ("RegionId".into(), "cn-hangzhou".into()),
+        ("ContainerGroupName".into(), name.into()),
+        ("ResourceGroupId".into(), group.into()),
+        // A container name that needs encoding, to check what is forwarded.
+        ("Container.1.Name".into(), "a b*~".into()),
+        ("Container.1.Image".into(), "nginx".into()),
+    ];
+    for (i, (k, v)) in tags.iter().enumerate() {
+        p.push((format!("Tag.{}.Key", i + 1), k.to_string()));
+        p.push((format!("Tag.{}.Value", i + 1), v.to_string()));
+    }
+    let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
+    assert!(status.is_success(), "{body}");
+    body["ContainerGroupId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The requests `ramgate backend` recorded, oldest first.
 pub async fn recorded(backend: SocketAddr) -> Vec<Value> {
     get_json(backend, "/_backend/requests")
