@@ -29,6 +29,9 @@ const NO_PROD: &str = r#"{"Version":"1","Statement":[
 const NOT_PROD: &str = r#"{"Version":"1","Statement":[
  {"Effect":"Allow","Action":"eci:*","Resource":"*","Condition":{"StringNotEquals":{"eci:tag/env":"prod"}}}]}"#;
 
+/// The tags liumi's policy (`eci-tag-liumi-test`) allows.
+const LIUMI_TEST: &[(&str, &str)] = &[("name", "liumi"), ("env", "test")];
+
 struct World {
     _backend_process: Ramgate,
     backend: SocketAddr,
@@ -115,13 +118,7 @@ fn without_request_id(mut v: Value) -> Value {
 #[tokio::test]
 async fn finding_1_untag_resources_with_tag_n_skips_the_resulting_tags_check() {
     let w = world("");
-    let g = create_group(
-        w.backend,
-        "g",
-        "rg-default",
-        &[("name", "liumi"), ("env", "test")],
-    )
-    .await;
+    let g = create_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
     let target = [
         ("ResourceType", "ContainerGroup"),
         ("ResourceId.1", g.as_str()),
@@ -216,13 +213,7 @@ async fn set_env(w: &World, id: &str, value: &str) -> (u16, Value) {
 /// Finding 3 (and Done-when 3): many rounds of a tag write on G racing a lookup that names
 /// G among 50 ids; once the write has answered, the next decision on G must see its result.
 async fn rounds_of_writes_racing_lookups(w: &World, rounds: usize) {
-    let g = create_group(
-        w.backend,
-        "g",
-        "rg-default",
-        &[("name", "liumi"), ("env", "test")],
-    )
-    .await;
+    let g = create_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
     let mut ids: Vec<String> = (0..49).map(|i| format!("eci-absent-{i:02}")).collect();
     // In the first batch of 20, but not first: its data is fetched before the write
     // while the lookup reaches it only after all three batches are in.
@@ -300,13 +291,7 @@ async fn finding_3_a_tag_change_through_the_proxy_can_stay_invisible_for_the_ttl
 async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
     let w = world("");
     // test2 may use rg-default only; liumi groups tagged name=liumi, env=test only.
-    let elsewhere = create_group(
-        w.backend,
-        "g",
-        "rg-test-a",
-        &[("name", "liumi"), ("env", "test")],
-    )
-    .await;
+    let elsewhere = create_group(w.backend, "g", "rg-test-a", LIUMI_TEST).await;
     let untagged = create_group(w.backend, "g", "rg-default", &[("env", "prod")]).await;
     for (user, existing) in [
         ("test2", &elsewhere),
@@ -462,13 +447,7 @@ async fn finding_7_a_stalled_body_holds_a_connection_slot_forever() {
 #[tokio::test]
 async fn finding_8_tag_key_without_value_is_authorized_as_empty_but_forwarded_as_any() {
     let w = world("");
-    create_group(
-        w.backend,
-        "g",
-        "rg-default",
-        &[("name", "liumi"), ("env", "test")],
-    )
-    .await;
+    create_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
     clear_recorded(w.backend).await;
     for (action, extra) in [
         (
@@ -590,7 +569,7 @@ async fn tag_changes_through_the_proxy_only_ever_leave_allowed_tags() {
     const ACTIONS: &[&str] = &["TagResources", "UntagResources", "UpdateContainerGroup"];
     let mut groups = Vec::new();
     for tags in [
-        &[("name", "liumi"), ("env", "test")][..],
+        LIUMI_TEST,
         &[("name", "liumi2"), ("env", "pre")],
         &[("env", "prod")],
         &[],
