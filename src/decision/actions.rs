@@ -161,7 +161,7 @@ impl Authorizer<'_> {
         // The caller may see nothing of this group: its denial must not tell that the group
         // exists, nor which of the caller's statements its group and tags failed, so it is
         // the denial of an id that does not exist (SPEC §3).
-        Decision::denied(Reason::NotFound)
+        Decision::denied(Reason::Concealed(decision.reason.statement()))
     }
 
     /// Whether the caller may see the group at all: `DescribeContainerGroups` on it would
