@@ -1,7 +1,7 @@
 //! The `ramgate` binary: parses the command line and hands over to the library.
 
 use clap::{Parser, Subcommand};
-use ramgate::cli::{check, explain};
+use ramgate::cli::{check, explain, test, who_can};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,10 +37,49 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
     },
-    /// Validate a policy directory; print every problem with file, line and column.
+    /// Validate a policy directory; print every problem and warning with file, line and column.
     Check {
         /// The policy directory (principals.toml and <Policy>.json files).
         dir: PathBuf,
+        /// Warnings fail the check too (exit 1).
+        #[arg(long)]
+        strict: bool,
+        /// A ramgate.toml whose account and region Resource patterns are checked against
+        /// (without it, only patterns that can match no ECI container group are reported).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run policy test cases (TOML case files, or directories of them) against the policy
+    /// directory a configuration names.
+    Test {
+        #[arg(long)]
+        config: PathBuf,
+        /// Case files, or directories whose *.toml files are case files.
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// List every principal a request would be allowed for, and the statement that allows it.
+    WhoCan {
+        #[arg(long)]
+        config: PathBuf,
+        /// e.g. DeleteContainerGroup or eci:DescribeContainerGroups
+        #[arg(long)]
+        action: String,
+        /// The request's ResourceGroupId.
+        #[arg(long)]
+        resource_group: Option<String>,
+        /// A request tag (Tag.N), key=value; repeatable.
+        #[arg(long = "tag", value_parser = explain::parse_tag)]
+        tags: Vec<(String, String)>,
+        /// The target container group's resource group.
+        #[arg(long)]
+        target_group: Option<String>,
+        /// A tag of the target container group, key=value; repeatable.
+        #[arg(long = "resource-tag", value_parser = explain::parse_tag)]
+        resource_tags: Vec<(String, String)>,
     },
     /// Explain one decision: allowed or denied, and which statement or condition decided.
     Explain {
@@ -82,7 +121,48 @@ fn main() -> ExitCode {
     };
     let stdout = &mut std::io::stdout();
     match cli.command {
-        Command::Check { dir } => exit(check::run(&dir, stdout)),
+        Command::Check {
+            dir,
+            strict,
+            config,
+        } => exit(check::run(
+            &check::Args {
+                dir,
+                strict,
+                config,
+            },
+            stdout,
+        )),
+        Command::Test {
+            config,
+            cases,
+            junit,
+        } => exit(test::run(
+            &test::Args {
+                config,
+                cases,
+                junit,
+            },
+            stdout,
+        )),
+        Command::WhoCan {
+            config,
+            action,
+            resource_group,
+            tags,
+            target_group,
+            resource_tags,
+        } => exit(who_can::run(
+            &who_can::Args {
+                config,
+                action,
+                resource_group,
+                tags,
+                target_group,
+                resource_tags,
+            },
+            stdout,
+        )),
         Command::Explain {
             config,
             principal,
