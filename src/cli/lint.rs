@@ -183,8 +183,8 @@ fn unmatchable_resource(resource: &str, scope: &Scope) -> Option<(String, String
         ));
     }
     let what = match (&scope.region, &scope.account) {
-        (Some(r), Some(a)) => format!("a container group of account {a} in region {r}"),
-        _ => "an ECI container group".to_owned(),
+        (Some(r), Some(a)) => format!("container group of account {a} in region {r}"),
+        _ => "ECI container group".to_owned(),
     };
     let example = format!(
         "acs:eci:{}:{}:{TYPE}/*",
