@@ -44,7 +44,10 @@ fn the_demo_case_file_passes() {
     assert!(passed >= 45, "{out}");
     // Every SCENARIOS.md row a case can express has a case.
     let text = std::fs::read_to_string(dir.join("demo.toml")).unwrap();
-    for row in (1..=20).map(|n| format!("R{n}")).chain((1..=16).map(|n| format!("T{n}"))) {
+    for row in (1..=20)
+        .map(|n| format!("R{n}"))
+        .chain((1..=16).map(|n| format!("T{n}")))
+    {
         assert!(
             text.contains(&format!("name = \"{row}: ")),
             "no case for {row}"
@@ -97,8 +100,14 @@ fn a_because_the_explanation_lacks_fails() {
     std::fs::write(
         &file,
         WRONG
-            .replace("because = \"eci-tag-liumi-test\"", "because = \"eci-tag-multi\"")
-            .replace("env = \"prod\" } }\nexpect = \"allow\"", "env = \"prod\" } }\nexpect = \"deny\""),
+            .replace(
+                "because = \"eci-tag-liumi-test\"",
+                "because = \"eci-tag-multi\"",
+            )
+            .replace(
+                "env = \"prod\" } }\nexpect = \"allow\"",
+                "env = \"prod\" } }\nexpect = \"deny\"",
+            ),
     )
     .unwrap();
     let (code, out) = run_test(&[file.to_str().unwrap()]);
@@ -178,9 +187,15 @@ fn junit_output_parses_as_junit_xml() {
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
-    let suites: Vec<_> = root.children().filter(|n| n.has_tag_name("testsuite")).collect();
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
     assert_eq!(suites.len(), 2, "{xml}");
-    let cases: Vec<_> = root.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    let cases: Vec<_> = root
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
     assert_eq!(
         root.attribute("tests").and_then(|t| t.parse().ok()),
         Some(cases.len())
@@ -205,7 +220,10 @@ fn junit_output_parses_as_junit_xml() {
         Some("expected allow, got deny")
     );
     assert!(
-        failure.text().unwrap_or_default().contains("found: \"prod\""),
+        failure
+            .text()
+            .unwrap_or_default()
+            .contains("found: \"prod\""),
         "{xml}"
     );
 }
@@ -245,9 +263,18 @@ fn who_may_delete_in_test_a() {
         "team=x",
     ]);
     assert_eq!(arns, [ROOT.to_owned(), user("test")], "{out}");
-    assert!(out.lines().next().unwrap().contains("not subject to identity policies"), "{out}");
     assert!(
-        out.contains(&format!("{}  AliyunECIFullAccess statement 1", user("test"))),
+        out.lines()
+            .next()
+            .unwrap()
+            .contains("not subject to identity policies"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}  AliyunECIFullAccess statement 1",
+            user("test")
+        )),
         "{out}"
     );
 }
@@ -272,7 +299,8 @@ fn who_may_restart_a_group_tagged_name_liumi_env_test() {
         "{out}"
     );
     assert!(
-        out.contains("eci-tag-liumi-test statement 1 [") && out.contains("eci-tag-liumi-test.json:2]"),
+        out.contains("eci-tag-liumi-test statement 1 [")
+            && out.contains("eci-tag-liumi-test.json:2]"),
         "{out}"
     );
     assert!(out.contains("eci-tag-multi statement 1"), "{out}");
@@ -305,13 +333,22 @@ fn who_may_read_logs_in_test_b() {
         "name=other",
     ]);
     assert_eq!(arns, [ROOT.to_owned(), user("ro")], "{out}");
-    assert!(out.contains("AliyunECIReadOnlyAccess statement 1 [built-in]"), "{out}");
+    assert!(
+        out.contains("AliyunECIReadOnlyAccess statement 1 [built-in]"),
+        "{out}"
+    );
 }
 
 #[test]
 fn who_can_refuses_what_the_proxy_would_not_decide() {
     let config = demo_config();
-    let (code, out) = ramgate(&["who-can", "--config", &config, "--action", "DeleteContainerGroup"]);
+    let (code, out) = ramgate(&[
+        "who-can",
+        "--config",
+        &config,
+        "--action",
+        "DeleteContainerGroup",
+    ]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--target-group"), "{out}");
     let (code, out) = ramgate(&["who-can", "--config", &config, "--action", "eci:Frobnicate"]);
@@ -349,14 +386,20 @@ fn assert_one_warning(out: &str, at: &str, message: &str, hint: &str) {
         .lines()
         .find(|l| l.contains(": warning: "))
         .unwrap_or_default();
-    assert!(line.contains(&format!("extra.json:{at}: warning: ")), "{line}");
+    assert!(
+        line.contains(&format!("extra.json:{at}: warning: ")),
+        "{line}"
+    );
     assert!(line.contains(message), "{line}");
     let hint_line = out
         .lines()
         .skip_while(|l| !l.contains(": warning: "))
         .nth(1)
         .unwrap_or_default();
-    assert!(hint_line.starts_with("hint: ") && hint_line.contains(hint), "{out}");
+    assert!(
+        hint_line.starts_with("hint: ") && hint_line.contains(hint),
+        "{out}"
+    );
 }
 
 #[test]
@@ -452,7 +495,12 @@ fn a_policy_attached_to_no_principal_is_a_warning() {
     );
     let (code, out) = check(dir.path(), &[]);
     assert_eq!(code, 0, "{out}");
-    assert_one_warning(&out, "1:1", "attached to no principal", "attach = [{ policy = \"extra\" }]");
+    assert_one_warning(
+        &out,
+        "1:1",
+        "attached to no principal",
+        "attach = [{ policy = \"extra\" }]",
+    );
     let (code, _) = check(dir.path(), &["--strict"]);
     assert_eq!(code, 1);
 }

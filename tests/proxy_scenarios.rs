@@ -263,7 +263,11 @@ fn hypothetical(case: &Case) -> (Hypothetical, Vec<String>) {
     let facts = Hypothetical {
         action: case.action.clone(),
         resource_group: case.group.clone(),
-        tags: case.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        tags: case
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         untag_keys,
         targets,
     };
@@ -304,7 +308,11 @@ async fn explain_and_the_proxy_agree_on_every_scenario_row() {
                 let mut names: Vec<String> = items
                     .iter()
                     .filter_map(|i| i["ContainerGroupId"].as_str())
-                    .map(|id| by_id.get(&id.to_owned()).map_or("?".into(), |n| n.to_string()))
+                    .map(|id| {
+                        by_id
+                            .get(&id.to_owned())
+                            .map_or("?".into(), |n| n.to_string())
+                    })
                     .collect();
                 names.sort();
                 names
@@ -358,7 +366,10 @@ async fn explain_and_the_proxy_agree_on_every_scenario_row() {
                 }
             }
             for p in problems {
-                disagreements.push(format!("{file} {} {} as {}: {p}", case.row, case.action, case.caller));
+                disagreements.push(format!(
+                    "{file} {} {} as {}: {p}",
+                    case.row, case.action, case.caller
+                ));
             }
         }
     }

@@ -20,8 +20,12 @@ fn snapshot() -> &'static Snapshot {
     static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
     SNAPSHOT.get_or_init(|| {
         let world = common::generated_world();
-        Snapshot::build(std::path::Path::new("generated"), common::account(), world.sources)
-            .expect("the generated directory loads")
+        Snapshot::build(
+            std::path::Path::new("generated"),
+            common::account(),
+            world.sources,
+        )
+        .expect("the generated directory loads")
     })
 }
 

@@ -127,19 +127,26 @@ impl Decided {
     /// What the proxy does besides allowing or denying, in words (empty when nothing).
     pub fn detail(&self) -> String {
         match &self.plan {
-            Plan::Forward { filter: None, .. } if self.request.action.kind == catalogue::Kind::Create => {
+            Plan::Forward { filter: None, .. }
+                if self.request.action.kind == catalogue::Kind::Create =>
+            {
                 format!(
                     "created in resource group {}",
                     self.request.resource_group.as_deref().unwrap_or_default()
                 )
             }
-            Plan::Forward { filter: Some(_), .. } if self.targets_named() => match self.returned.len() {
-                0 => "forwarded, but no target is returned: each lacks the request's tag filters".into(),
-                n => format!("forwarded; {n} of the targets returned, each checked again on its own tags"),
+            Plan::Forward {
+                filter: Some(_), ..
+            } if self.targets_named() => match self.returned.len() {
+                0 => "forwarded, but no target is returned: each lacks the request's tag filters"
+                    .into(),
+                n => format!(
+                    "forwarded; {n} of the targets returned, each checked again on its own tags"
+                ),
             },
-            Plan::Forward { filter: Some(_), .. } => {
-                "forwarded; each returned item is checked again on its own tags".into()
-            }
+            Plan::Forward {
+                filter: Some(_), ..
+            } => "forwarded; each returned item is checked again on its own tags".into(),
             Plan::SilentEmpty(_) => "answered with an empty list (silent denial)".into(),
             Plan::Deny(d) => format!(
                 "AccessDeniedDetail: NoPermissionType={} PolicyType={}",

@@ -29,7 +29,11 @@ pub struct Scope {
 }
 
 /// Every warning for the policy files of a loaded directory (`sources` as read for it).
-pub fn warnings(snapshot: &Snapshot, sources: &[(PathBuf, String)], scope: &Scope) -> Vec<Diagnostic> {
+pub fn warnings(
+    snapshot: &Snapshot,
+    sources: &[(PathBuf, String)],
+    scope: &Scope,
+) -> Vec<Diagnostic> {
     let attached = attached_policies(snapshot);
     let mut warnings = Vec::new();
     for (path, source) in sources {
@@ -120,7 +124,10 @@ fn lint_statement(
         return;
     };
     let mut may_be_eci = false;
-    for m in members.iter().filter(|m| m.key == "Action" || m.key == "NotAction") {
+    for m in members
+        .iter()
+        .filter(|m| m.key == "Action" || m.key == "NotAction")
+    {
         may_be_eci |= m.key == "NotAction";
         for (offset, action) in strings(&m.value) {
             let service = action.split_once(':').map_or(action, |(s, _)| s);
@@ -149,12 +156,20 @@ fn unknown_action(action: &str) -> Option<(String, String)> {
         return None;
     }
     let pattern = Pattern::new(&action.to_ascii_lowercase());
-    if catalogue::all().iter().any(|a| pattern.matches(a.ram_action)) {
+    if catalogue::all()
+        .iter()
+        .any(|a| pattern.matches(a.ram_action))
+    {
         return None;
     }
     let closest = catalogue::all()
         .iter()
-        .map(|a| (strsim::levenshtein(&name.to_ascii_lowercase(), &a.name.to_ascii_lowercase()), a))
+        .map(|a| {
+            (
+                strsim::levenshtein(&name.to_ascii_lowercase(), &a.name.to_ascii_lowercase()),
+                a,
+            )
+        })
         .min_by_key(|(distance, _)| *distance);
     let hint = match closest {
         Some((distance, a)) if distance <= name.len().max(4) / 3 => {
@@ -309,8 +324,14 @@ mod tests {
         ] {
             assert!(!can_match(never, &scope()), "{never}");
         }
-        assert!(can_match("acs:eci:cn-beijing:*:containergroup/*", &Scope::default()));
-        assert!(!can_match("acs:eci:cn:beijing:1:containergroup/*", &Scope::default()));
+        assert!(can_match(
+            "acs:eci:cn-beijing:*:containergroup/*",
+            &Scope::default()
+        ));
+        assert!(!can_match(
+            "acs:eci:cn:beijing:1:containergroup/*",
+            &Scope::default()
+        ));
     }
 
     #[test]

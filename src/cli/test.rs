@@ -223,8 +223,12 @@ fn case_files(paths: &[PathBuf], problems: &mut Vec<Diagnostic>) -> Vec<PathBuf>
                 found.sort();
                 if found.is_empty() {
                     problems.push(
-                        Diagnostic::error(path, Position::default(), "the directory holds no *.toml case file")
-                            .with_hint("case files end in .toml"),
+                        Diagnostic::error(
+                            path,
+                            Position::default(),
+                            "the directory holds no *.toml case file",
+                        )
+                        .with_hint("case files end in .toml"),
                     );
                 }
                 files.extend(found);
@@ -259,11 +263,16 @@ fn parse_file(
     };
     if parsed.case.is_empty() {
         problems.push(
-            Diagnostic::error(file, Position { line: 1, column: 1 }, "the file holds no [[case]]")
-                .with_hint(FORMAT_HINT),
+            Diagnostic::error(
+                file,
+                Position { line: 1, column: 1 },
+                "the file holds no [[case]]",
+            )
+            .with_hint(FORMAT_HINT),
         );
     }
     let mut cases = Vec::new();
+    let first_problem = problems.len();
     for entry in parsed.case {
         let expect = Outcome::parse(entry.expect.get_ref());
         if expect.is_none() {
@@ -330,6 +339,7 @@ fn parse_file(
             });
         }
     }
+    problems[first_problem..].sort_by_key(|d| (d.position.line, d.position.column));
     cases
 }
 

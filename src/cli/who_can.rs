@@ -85,9 +85,9 @@ pub fn allowed(snapshot: &Snapshot, prepared: &Prepared) -> Vec<(PrincipalId, De
         .policies
         .iter()
         .map(|p| {
-            p.statements.iter().any(|s| {
-                s.effect == crate::policy::Effect::Allow && s.covers_action(action)
-            })
+            p.statements
+                .iter()
+                .any(|s| s.effect == crate::policy::Effect::Allow && s.covers_action(action))
         })
         .collect();
     let directory = &snapshot.directory;
