@@ -1,6 +1,7 @@
 //! The `ramgate` binary: parses the command line and hands over to the library.
 
 use clap::{Parser, Subcommand};
+use ramgate::cli::hypothetical::RequestFlags;
 use ramgate::cli::{check, explain, test, who_can};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,21 +66,8 @@ enum Command {
     WhoCan {
         #[arg(long)]
         config: PathBuf,
-        /// e.g. DeleteContainerGroup or eci:DescribeContainerGroups
-        #[arg(long)]
-        action: String,
-        /// The request's ResourceGroupId.
-        #[arg(long)]
-        resource_group: Option<String>,
-        /// A request tag (Tag.N), key=value; repeatable.
-        #[arg(long = "tag", value_parser = explain::parse_tag)]
-        tags: Vec<(String, String)>,
-        /// The target container group's resource group.
-        #[arg(long)]
-        target_group: Option<String>,
-        /// A tag of the target container group, key=value; repeatable.
-        #[arg(long = "resource-tag", value_parser = explain::parse_tag)]
-        resource_tags: Vec<(String, String)>,
+        #[command(flatten)]
+        request: RequestFlags,
     },
     /// Explain one decision: allowed or denied, and which statement or condition decided.
     Explain {
@@ -88,21 +76,8 @@ enum Command {
         /// The caller's ARN, e.g. acs:ram::1234567890123456:user/liumi
         #[arg(long)]
         principal: String,
-        /// e.g. DeleteContainerGroup, eci:DescribeContainerGroups or ecs:DescribeSecurityGroups
-        #[arg(long)]
-        action: String,
-        /// The request's ResourceGroupId.
-        #[arg(long)]
-        resource_group: Option<String>,
-        /// A request tag (Tag.N), key=value; repeatable.
-        #[arg(long = "tag", value_parser = explain::parse_tag)]
-        tags: Vec<(String, String)>,
-        /// The target container group's resource group.
-        #[arg(long)]
-        target_group: Option<String>,
-        /// A tag of the target container group, key=value; repeatable.
-        #[arg(long = "resource-tag", value_parser = explain::parse_tag)]
-        resource_tags: Vec<(String, String)>,
+        #[command(flatten)]
+        request: RequestFlags,
     },
 }
 
@@ -145,44 +120,21 @@ fn main() -> ExitCode {
             },
             stdout,
         )),
-        Command::WhoCan {
-            config,
-            action,
-            resource_group,
-            tags,
-            target_group,
-            resource_tags,
-        } => exit(who_can::run(
-            &who_can::Args {
-                config,
-                action,
-                resource_group,
-                tags,
-                target_group,
-                resource_tags,
-            },
-            stdout,
-        )),
+        Command::WhoCan { config, request } => {
+            exit(who_can::run(&who_can::Args { config, request }, stdout))
+        }
         Command::Explain {
             config,
             principal,
-            action,
-            resource_group,
-            tags,
-            target_group,
-            resource_tags,
-        } => {
-            let args = explain::Args {
+            request,
+        } => exit(explain::run(
+            &explain::Args {
                 config,
                 principal,
-                action,
-                resource_group,
-                tags,
-                target_group,
-                resource_tags,
-            };
-            exit(explain::run(&args, stdout))
-        }
+                request,
+            },
+            stdout,
+        )),
         Command::Backend { listen } => run_async(ramgate::backend::run(listen)),
         Command::Serve { config } => match ramgate::config::Config::load(&config) {
             Ok(config) => run_async(ramgate::proxy::run(config)),

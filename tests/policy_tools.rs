@@ -3,19 +3,11 @@
 //! SCENARIOS.md's tables), and the warnings of `ramgate check` with `--strict`.
 
 mod corpus;
+mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-fn ramgate(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ramgate"))
-        .args(args)
-        .output()
-        .expect("run ramgate");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
+use support::run_to_end as ramgate;
 
 fn demo_config() -> String {
     corpus::root()
@@ -236,11 +228,15 @@ fn user(name: &str) -> String {
     format!("acs:ram::1234567890123456:user/{name}")
 }
 
-/// The ARNs `who-can` lists, in order, and its full output.
-fn who_can(extra: &[&str]) -> (Vec<String>, String) {
+/// The ARNs `who-can --action ACTION --target-group GROUP --resource-tag k=v...` lists, in
+/// order, and its full output.
+fn who_can(action: &str, group: &str, resource_tags: &[&str]) -> (Vec<String>, String) {
     let config = demo_config();
-    let mut args = vec!["who-can", "--config", config.as_str()];
-    args.extend_from_slice(extra);
+    let mut args = vec!["who-can", "--config", config.as_str(), "--action", action];
+    args.extend(["--target-group", group]);
+    for tag in resource_tags {
+        args.extend(["--resource-tag", tag]);
+    }
     let (code, out) = ramgate(&args);
     assert_eq!(code, 0, "{out}");
     let arns = out
@@ -254,14 +250,7 @@ fn who_can(extra: &[&str]) -> (Vec<String>, String) {
 fn who_may_delete_in_test_a() {
     // R16 (test, FullAccess on test_a), R18 (root); R17/R20: test2 (default only), ro
     // (read-only) and liumi/multi (tags that do not match) may not.
-    let (arns, out) = who_can(&[
-        "--action",
-        "DeleteContainerGroup",
-        "--target-group",
-        "rg-test-a",
-        "--resource-tag",
-        "team=x",
-    ]);
+    let (arns, out) = who_can("DeleteContainerGroup", "rg-test-a", &["team=x"]);
     assert_eq!(arns, [ROOT.to_owned(), user("test")], "{out}");
     assert!(
         out.lines()
@@ -272,7 +261,7 @@ fn who_may_delete_in_test_a() {
     );
     assert!(
         out.contains(&format!(
-            "{}  AliyunECIFullAccess statement 1",
+            "{}  allowed by statement 1 of policy AliyunECIFullAccess [built-in]",
             user("test")
         )),
         "{out}"
@@ -283,38 +272,31 @@ fn who_may_delete_in_test_a() {
 fn who_may_restart_a_group_tagged_name_liumi_env_test() {
     // T5 (liumi), T16's first statement (multi), R16/R18 (FullAccess on the group's own
     // resource group: test2 for rg-default), root.
-    let (arns, out) = who_can(&[
-        "--action",
+    let (arns, out) = who_can(
         "RestartContainerGroup",
-        "--target-group",
         "rg-default",
-        "--resource-tag",
-        "name=liumi",
-        "--resource-tag",
-        "env=test",
-    ]);
+        &["name=liumi", "env=test"],
+    );
     assert_eq!(
         arns,
         [ROOT.to_owned(), user("test2"), user("liumi"), user("multi")],
         "{out}"
     );
     assert!(
-        out.contains("eci-tag-liumi-test statement 1 [")
+        out.contains("allowed by statement 1 of policy eci-tag-liumi-test [")
             && out.contains("eci-tag-liumi-test.json:2]"),
         "{out}"
     );
-    assert!(out.contains("eci-tag-multi statement 1"), "{out}");
+    assert!(
+        out.contains("statement 1 (Sid \"liumi-test\") of policy eci-tag-multi"),
+        "{out}"
+    );
     // The same group in test_a: test instead of test2.
-    let (arns, _) = who_can(&[
-        "--action",
+    let (arns, _) = who_can(
         "RestartContainerGroup",
-        "--target-group",
         "rg-test-a",
-        "--resource-tag",
-        "name=liumi",
-        "--resource-tag",
-        "env=test",
-    ]);
+        &["name=liumi", "env=test"],
+    );
     assert_eq!(
         arns,
         [ROOT.to_owned(), user("test"), user("liumi"), user("multi")]
@@ -324,17 +306,10 @@ fn who_may_restart_a_group_tagged_name_liumi_env_test() {
 #[test]
 fn who_may_read_logs_in_test_b() {
     // R17: test may not; R18: root may; R19: ro may; nobody has FullAccess on test_b.
-    let (arns, out) = who_can(&[
-        "--action",
-        "DescribeContainerLog",
-        "--target-group",
-        "rg-test-b",
-        "--resource-tag",
-        "name=other",
-    ]);
+    let (arns, out) = who_can("DescribeContainerLog", "rg-test-b", &["name=other"]);
     assert_eq!(arns, [ROOT.to_owned(), user("ro")], "{out}");
     assert!(
-        out.contains("AliyunECIReadOnlyAccess statement 1 [built-in]"),
+        out.contains("allowed by statement 1 of policy AliyunECIReadOnlyAccess [built-in]"),
         "{out}"
     );
 }
@@ -379,27 +354,44 @@ fn with_policy(json: &str, attach: bool) -> tempfile::TempDir {
     dir
 }
 
-/// Exactly one warning, at `at` (line:column of extra.json), with a hint containing `hint`.
-fn assert_one_warning(out: &str, at: &str, message: &str, hint: &str) {
+/// A policy allowing `eci:*` on `resource`, its Resource at line 2, column 49.
+fn allow_eci_on(resource: &str) -> String {
+    format!(
+        "{{\"Version\":\"1\",\"Statement\":[\n  {{\"Effect\":\"Allow\",\"Action\":\"eci:*\",\"Resource\":\"{resource}\"}}]}}"
+    )
+}
+
+/// `extra.json` (attached to liumi unless `attach` is false) draws exactly one warning
+/// from `check DIR extra_args...`, at `at` (line:column), with `message` and a hint
+/// containing `hint`; the check passes without `--strict` and fails with it.
+fn assert_warns(
+    json: &str,
+    attach: bool,
+    extra_args: &[&str],
+    at: &str,
+    message: &str,
+    hint: &str,
+) {
+    let dir = with_policy(json, attach);
+    let (code, out) = check(dir.path(), extra_args);
+    assert_eq!(code, 0, "{out}");
     assert_eq!(out.matches(": warning: ").count(), 1, "{out}");
-    let line = out
-        .lines()
-        .find(|l| l.contains(": warning: "))
-        .unwrap_or_default();
+    let mut lines = out.lines().skip_while(|l| !l.contains(": warning: "));
+    let line = lines.next().unwrap_or_default();
     assert!(
         line.contains(&format!("extra.json:{at}: warning: ")),
         "{line}"
     );
     assert!(line.contains(message), "{line}");
-    let hint_line = out
-        .lines()
-        .skip_while(|l| !l.contains(": warning: "))
-        .nth(1)
-        .unwrap_or_default();
+    let hint_line = lines.next().unwrap_or_default();
     assert!(
         hint_line.starts_with("hint: ") && hint_line.contains(hint),
         "{out}"
     );
+    let strict: Vec<&str> = extra_args.iter().copied().chain(["--strict"]).collect();
+    let (code, out) = check(dir.path(), &strict);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("--strict"), "{out}");
 }
 
 #[test]
@@ -415,92 +407,66 @@ fn the_demo_policies_produce_no_warning() {
 
 #[test]
 fn a_misspelt_action_is_a_warning_with_did_you_mean() {
-    let dir = with_policy(
+    assert_warns(
         r#"{"Version":"1","Statement":[
   {"Effect":"Allow","Action":["eci:DescribeContainerGroups",
      "eci:DescribeContainerGroup"],"Resource":"*"}]}"#,
         true,
-    );
-    let (code, out) = check(dir.path(), &[]);
-    assert_eq!(code, 0, "{out}");
-    assert_one_warning(
-        &out,
+        &[],
         "3:6",
         "\"eci:DescribeContainerGroup\" matches no ECI action",
         "did you mean \"eci:DescribeContainerGroups\"?",
     );
-    let (code, out) = check(dir.path(), &["--strict"]);
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("--strict"), "{out}");
 }
 
 #[test]
 fn a_resource_of_another_account_or_region_is_a_warning() {
     let config = demo_config();
-    let dir = with_policy(
-        r#"{"Version":"1","Statement":[
-  {"Effect":"Allow","Action":"eci:*","Resource":"acs:eci:cn-beijing:*:containergroup/*"}]}"#,
-        true,
-    );
+    let beijing = &allow_eci_on("acs:eci:cn-beijing:*:containergroup/*");
     // Without a config, any region could be meant.
-    let (code, out) = check(dir.path(), &["--strict"]);
+    let (code, out) = check(with_policy(beijing, true).path(), &["--strict"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = check(dir.path(), &["--config", &config]);
-    assert_eq!(code, 0, "{out}");
-    assert_one_warning(
-        &out,
+    assert_warns(
+        beijing,
+        true,
+        &["--config", &config],
         "2:49",
         "can match no container group of account 1234567890123456 in region cn-hangzhou",
         "acs:eci:cn-hangzhou:1234567890123456:containergroup/*",
     );
-    let (code, _) = check(dir.path(), &["--config", &config, "--strict"]);
-    assert_eq!(code, 1);
     // A resource no ECI ARN has is reported without a config too.
-    let dir = with_policy(
-        r#"{"Version":"1","Statement":[
-  {"Effect":"Allow","Action":"eci:*","Resource":"acs:ecs:*:*:instance/*"}]}"#,
+    assert_warns(
+        &allow_eci_on("acs:ecs:*:*:instance/*"),
         true,
+        &[],
+        "2:49",
+        "can match no ECI container group",
+        "\"*\"",
     );
-    let (code, out) = check(dir.path(), &["--strict"]);
-    assert_eq!(code, 1, "{out}");
-    assert_one_warning(&out, "2:49", "can match no ECI container group", "\"*\"");
 }
 
 /// Issue 11, finding 9: a `Resource` whose type segment differs in case from
 /// `containergroup` silently never matched; `check` now says so.
 #[test]
 fn resource_type_segment_in_another_case_than_containergroup_is_a_check_warning() {
-    let dir = with_policy(
-        r#"{"Version":"1","Statement":[
-  {"Effect":"Allow","Action":"eci:*","Resource":"acs:eci:*:*:ContainerGroup/*"}]}"#,
+    assert_warns(
+        &allow_eci_on("acs:eci:*:*:ContainerGroup/*"),
         true,
-    );
-    let (code, out) = check(dir.path(), &[]);
-    assert_eq!(code, 0, "{out}");
-    assert_one_warning(
-        &out,
+        &[],
         "2:49",
         "is not spelt \"containergroup\"",
         "write \"acs:eci:*:*:containergroup/*\"",
     );
-    let (code, _) = check(dir.path(), &["--strict"]);
-    assert_eq!(code, 1);
 }
 
 #[test]
 fn a_policy_attached_to_no_principal_is_a_warning() {
-    let dir = with_policy(
+    assert_warns(
         r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","Resource":"*"}]}"#,
         false,
-    );
-    let (code, out) = check(dir.path(), &[]);
-    assert_eq!(code, 0, "{out}");
-    assert_one_warning(
-        &out,
+        &[],
         "1:1",
         "attached to no principal",
         "attach = [{ policy = \"extra\" }]",
     );
-    let (code, _) = check(dir.path(), &["--strict"]);
-    assert_eq!(code, 1);
 }

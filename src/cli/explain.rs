@@ -2,10 +2,9 @@
 //! directory, and the reason in words: which statement allowed or denied, and for every
 //! statement looked at, whether it applied and which condition failed.
 
-use super::hypothetical::{Decided, Hypothetical};
+use super::hypothetical::{Decided, RequestFlags};
 use crate::config::Config;
 use crate::decision::{Authorizer, Caller, Reason, TraceEntry};
-use crate::model::{ContainerGroupMeta, Tags};
 use crate::policy::StatementResult;
 use crate::principals::{PrincipalId, ROOT};
 use crate::snapshot::Snapshot;
@@ -17,11 +16,7 @@ use std::path::PathBuf;
 pub struct Args {
     pub config: PathBuf,
     pub principal: String,
-    pub action: String,
-    pub resource_group: Option<String>,
-    pub tags: Vec<(String, String)>,
-    pub target_group: Option<String>,
-    pub resource_tags: Vec<(String, String)>,
+    pub request: RequestFlags,
 }
 
 /// Exit codes: 0 allowed, 1 denied, 2 bad input.
@@ -36,20 +31,21 @@ pub fn run(args: &Args, out: &mut dyn Write) -> i32 {
     }
 }
 
-/// `k=v` for `--tag` and `--resource-tag`.
-pub fn parse_tag(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("{s:?} is not key=value")),
-    }
-}
-
 /// The config and the policy directory it names, loaded as the proxy loads them.
 pub fn load(config: &std::path::Path) -> Result<(Config, Snapshot), String> {
     let config = Config::load(config).map_err(|e| e.to_string())?;
     let snapshot =
         Snapshot::load(&config.policy.dir, config.account()).map_err(|e| e.to_string())?;
     Ok((config, snapshot))
+}
+
+/// [`load`], or None after printing why not (`error: ...`).
+pub fn load_or_report(config: &std::path::Path, out: &mut dyn Write) -> Option<(Config, Snapshot)> {
+    load(config)
+        .map_err(|message| {
+            let _ = writeln!(out, "error: {message}");
+        })
+        .ok()
 }
 
 /// The principal an ARN names in the loaded directory.
@@ -79,20 +75,7 @@ pub fn offline_caller(principal: PrincipalId) -> Caller {
 fn explain(args: &Args, out: &mut dyn Write) -> Result<bool, String> {
     let (config, snapshot) = load(&args.config)?;
     let principal = principal(&config, &snapshot, &args.principal)?;
-    let hypothetical = Hypothetical {
-        action: args.action.clone(),
-        resource_group: args.resource_group.clone(),
-        tags: args.tags.clone(),
-        untag_keys: Vec::new(),
-        targets: args
-            .target_group
-            .iter()
-            .map(|g| ContainerGroupMeta {
-                resource_group: g.clone(),
-                tags: Tags::from_pairs(args.resource_tags.iter().cloned()),
-            })
-            .collect(),
-    };
+    let hypothetical = args.request.hypothetical();
     let prepared = hypothetical
         .prepare(&config.region)
         .map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@
 //! the proxy's own parser, and the outcome is read off the planner's [`Plan`] only.
 
 use crate::catalogue::{self, Targets};
-use crate::decision::{self, Authorizer, Decision, Plan, Reason};
+use crate::decision::{self, Authorizer, Decision, Plan};
 use crate::model::ContainerGroupMeta;
 use crate::request::{self, encoding, CanonicalRequest, RequestError};
 use crate::snapshot::Snapshot;
@@ -162,6 +162,54 @@ impl Decided {
     }
 }
 
+/// The request flags `explain` and `who-can` share (SPEC §6): `--resource-group` and
+/// `--tag` are the request's, `--target-group` and `--resource-tag` the target's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RequestFlags {
+    /// e.g. DeleteContainerGroup or eci:DescribeContainerGroups
+    #[arg(long)]
+    pub action: String,
+    /// The request's ResourceGroupId.
+    #[arg(long)]
+    pub resource_group: Option<String>,
+    /// A request tag (Tag.N), key=value; repeatable.
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// The target container group's resource group.
+    #[arg(long)]
+    pub target_group: Option<String>,
+    /// A tag of the target container group, key=value; repeatable.
+    #[arg(long = "resource-tag", value_parser = parse_tag)]
+    pub resource_tags: Vec<(String, String)>,
+}
+
+/// `k=v` for `--tag` and `--resource-tag`.
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not key=value")),
+    }
+}
+
+impl RequestFlags {
+    pub fn hypothetical(&self) -> Hypothetical {
+        Hypothetical {
+            action: self.action.clone(),
+            resource_group: self.resource_group.clone(),
+            tags: self.tags.clone(),
+            untag_keys: Vec::new(),
+            targets: self
+                .target_group
+                .iter()
+                .map(|g| ContainerGroupMeta {
+                    resource_group: g.clone(),
+                    tags: crate::model::Tags::from_pairs(self.resource_tags.iter().cloned()),
+                })
+                .collect(),
+        }
+    }
+}
+
 impl Hypothetical {
     /// Builds the wire parameters and parses them with the proxy's parser. `region` is the
     /// configured region (`RegionId`).
@@ -288,35 +336,5 @@ impl Prepared {
             request,
             returned,
         }
-    }
-}
-
-/// `Allowed`'s reason for `who-can`: the policy and statement, or the rule, in words.
-pub fn allowing_reason(snapshot: &Snapshot, reason: &Reason) -> String {
-    match reason.statement() {
-        Some(at) => {
-            let policy = snapshot.policy(at.policy);
-            let statement = &policy.statements[at.statement as usize];
-            let sid = statement
-                .sid
-                .as_deref()
-                .map(|sid| format!(" (Sid \"{sid}\")"))
-                .unwrap_or_default();
-            let place = match &policy.file {
-                Some(f) => format!("{}:{}", f.display(), statement.line),
-                None => "built-in".to_owned(),
-            };
-            let scope = if at.group_scoped {
-                ", attached to the resource group"
-            } else {
-                ""
-            };
-            format!(
-                "{} statement {}{sid} [{place}{scope}]",
-                policy.name,
-                at.statement + 1
-            )
-        }
-        None => reason.describe(snapshot, true),
     }
 }

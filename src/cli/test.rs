@@ -95,12 +95,8 @@ struct Ran {
 
 /// Exit codes: 0 every case passed, 1 some failed, 2 bad input.
 pub fn run(args: &Args, out: &mut dyn Write) -> i32 {
-    let (config, snapshot) = match explain::load(&args.config) {
-        Ok(loaded) => loaded,
-        Err(message) => {
-            let _ = writeln!(out, "error: {message}");
-            return 2;
-        }
+    let Some((config, snapshot)) = explain::load_or_report(&args.config, out) else {
+        return 2;
     };
     let cases = match read_cases(&args.cases, &config, &snapshot) {
         Ok(cases) => cases,

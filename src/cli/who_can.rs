@@ -11,9 +11,8 @@
 //! it is allowed are the others decided too.
 
 use super::explain::{self, offline_caller};
-use super::hypothetical::{allowing_reason, Decided, Hypothetical, Outcome, Prepared};
+use super::hypothetical::{Decided, Outcome, Prepared, RequestFlags};
 use crate::decision::Authorizer;
-use crate::model::{ContainerGroupMeta, Tags};
 use crate::principals::{PrincipalId, ROOT};
 use crate::snapshot::Snapshot;
 use std::io::Write;
@@ -23,36 +22,15 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub struct Args {
     pub config: PathBuf,
-    pub action: String,
-    pub resource_group: Option<String>,
-    pub tags: Vec<(String, String)>,
-    pub target_group: Option<String>,
-    pub resource_tags: Vec<(String, String)>,
+    pub request: RequestFlags,
 }
 
 /// Exit codes: 0 answered (whoever, or nobody, is allowed), 2 bad input.
 pub fn run(args: &Args, out: &mut dyn Write) -> i32 {
-    let (config, snapshot) = match explain::load(&args.config) {
-        Ok(loaded) => loaded,
-        Err(message) => {
-            let _ = writeln!(out, "error: {message}");
-            return 2;
-        }
+    let Some((config, snapshot)) = explain::load_or_report(&args.config, out) else {
+        return 2;
     };
-    let hypothetical = Hypothetical {
-        action: args.action.clone(),
-        resource_group: args.resource_group.clone(),
-        tags: args.tags.clone(),
-        untag_keys: Vec::new(),
-        targets: args
-            .target_group
-            .iter()
-            .map(|g| ContainerGroupMeta {
-                resource_group: g.clone(),
-                tags: Tags::from_pairs(args.resource_tags.iter().cloned()),
-            })
-            .collect(),
-    };
+    let hypothetical = args.request.hypothetical();
     let prepared = match hypothetical.prepare(&config.region) {
         Ok(prepared) => prepared,
         Err(e) => {
@@ -62,10 +40,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> i32 {
     };
     let mut text = String::new();
     for (principal, decided) in allowed(&snapshot, &prepared) {
-        let reason = decided
-            .decision()
-            .map(|d| allowing_reason(&snapshot, &d.reason))
-            .unwrap_or_default();
+        let reason = decided.describe(&snapshot);
         let arn = snapshot.directory.arn(&config.account_id, principal);
         text.push_str(&arn);
         text.push_str("  ");
