@@ -27,6 +27,7 @@
 //! and the directory watch, decision log, allocator settings and heap trim), [`backend`]
 //! (the in-memory ECI service), [`demo`], [`cli`] (`check`, `explain`).
 
+pub mod acs3;
 pub mod backend;
 pub mod catalogue;
 pub mod cli;
