@@ -71,15 +71,6 @@ impl CloudStats {
             "rejected": rejected,
         })
     }
-
-    pub fn reset(&self) {
-        self.verified.store(0, Ordering::Relaxed);
-        self.with_ramgate_header.store(0, Ordering::Relaxed);
-        self.rejected
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
 }
 
 impl CloudAuth {

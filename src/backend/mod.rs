@@ -24,10 +24,14 @@
 //! * `DELETE /_backend/requests`: clears that log; answers `{"cleared": n}`.
 //! * `GET /_backend/state`: `{"groups":[{"id","name","region","resource_group","tags"
 //!   {key: value},"status","restart_count","containers" [names],"created"}],
-//!   "describe_calls": n, "calls": {action: n}, "requests_total": n, "faults": {..}}`.
+//!   "describe_calls": n, "calls": {action: n}, "requests_total": n, "faults": {..},
+//!   "cloud": {"verified": n, "rejected": {code: n}, "with_ramgate_header": n}}` (`cloud`:
+//!   what the cloud listener of cloud mode, [`cloud`], saw).
 //!   `describe_calls` counts every `DescribeContainerGroups` received (failed ones too), so a
 //!   test can check that a cache made no lookup.
-//! * `DELETE /_backend/state`: forgets every group, counter, recorded request and fault.
+//! * `DELETE /_backend/state`: forgets every group, counter, recorded request and fault
+//!   (but not the `cloud` counters, which cover the cloud listener's whole life, so that a
+//!   test can reset the world between cases and still check every call ever signed).
 //! * `GET /_backend/faults`, and `POST /_backend/faults?ignore_filters=true|false&
 //!   fail_describe=true|false&delay_ms=N&record_requests=true|false`: toggles (absent ones
 //!   are unchanged). `ignore_filters` makes Describe and `ListTagResources` ignore every
@@ -113,7 +117,6 @@ impl Shared {
         self.requests.clear();
         self.faults.set(Faults::default());
         self.requests_total.store(0, Ordering::Relaxed);
-        self.cloud.reset();
         self.calls
             .iter()
             .for_each(|c| c.store(0, Ordering::Relaxed));
