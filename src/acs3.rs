@@ -27,7 +27,12 @@ pub const EMPTY_BODY_SHA256: &str =
 pub fn canonical_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut encoded: Vec<(String, String)> = pairs
         .into_iter()
-        .map(|(n, v)| (rfc3986_encode(n).into_owned(), rfc3986_encode(v).into_owned()))
+        .map(|(n, v)| {
+            (
+                rfc3986_encode(n).into_owned(),
+                rfc3986_encode(v).into_owned(),
+            )
+        })
         .collect();
     encoded.sort_unstable();
     let mut out = String::with_capacity(encoded.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
@@ -70,7 +75,8 @@ pub fn canonical_request(
         .map(|(name, _)| *name)
         .collect::<Vec<_>>()
         .join(";");
-    let canonical = format!("{method}\n/\n{query}\n{canonical_headers}\n{signed}\n{payload_sha256}");
+    let canonical =
+        format!("{method}\n/\n{query}\n{canonical_headers}\n{signed}\n{payload_sha256}");
     (canonical, signed)
 }
 
@@ -151,7 +157,10 @@ mod tests {
             "61a1621a04025131d00cdf15146c4e054ed3e6b99e9f44c81ecde63994efc70b"
         );
         let (_, sig) = reference(
-            &[("RegionId", "cn-hangzhou"), ("ContainerGroupIds", "[\"eci-abc\"]")],
+            &[
+                ("RegionId", "cn-hangzhou"),
+                ("ContainerGroupIds", "[\"eci-abc\"]"),
+            ],
             "DescribeContainerGroups",
             &[
                 ("x-acs-accesskey-id", "STS.testAK"),

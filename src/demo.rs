@@ -55,9 +55,10 @@ pub async fn run(config_path: &Path, cloud: bool) -> Result<(), String> {
                 security_token: None,
             },
         };
-        let (cloud_addr, serving) = backend::spawn_cloud(backend.backend.clone(), mode, shutdown.clone())
-            .await
-            .map_err(|e| format!("the demo cloud listener: {e}"))?;
+        let (cloud_addr, serving) =
+            backend::spawn_cloud(backend.backend.clone(), mode, shutdown.clone())
+                .await
+                .map_err(|e| format!("the demo cloud listener: {e}"))?;
         tokio::spawn(serving);
         config.upstream.url = format!("https://localhost:{}", cloud_addr.port());
         config.upstream.signing = crate::config::Signing::Acs3;

@@ -56,7 +56,9 @@ pub enum ApiError {
     #[error("The backend did not answer within {0} ms.")]
     GatewayTimeout(u64),
     /// `signing = "acs3"` without a valid credential of ramgate's own (SPEC §8).
-    #[error("ramgate has no valid credential to call Alibaba Cloud with, so nothing was sent: {0}")]
+    #[error(
+        "ramgate has no valid credential to call Alibaba Cloud with, so nothing was sent: {0}"
+    )]
     NoUpstreamCredential(String),
 }
 

@@ -126,7 +126,10 @@ async fn every_scenario_row_holds_through_a_signing_proxy_over_https() {
 
 /// Runs every decision row through a proxy that `start` runs in front of `backend`
 /// (whose plain listener seeds and inspects the world); returns how many rows ran.
-async fn every_row(backend: SocketAddr, start: impl Fn(&std::path::Path) -> support::Proxy) -> usize {
+async fn every_row(
+    backend: SocketAddr,
+    start: impl Fn(&std::path::Path) -> support::Proxy,
+) -> usize {
     let mut failures = Vec::new();
     let mut count = 0;
     for (file, scenarios) in corpus::decision_files() {

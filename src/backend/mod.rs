@@ -393,7 +393,10 @@ pub async fn spawn_cloud(
     backend: Backend,
     mode: CloudMode,
     shutdown: Shutdown,
-) -> io::Result<(SocketAddr, impl std::future::Future<Output = ()> + Send + 'static)> {
+) -> io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)> {
     let acceptor = match &mode.tls {
         Some(tls) => Some(
             crate::net::tls::TlsAcceptor::from_config(tls)
@@ -405,7 +408,12 @@ pub async fn spawn_cloud(
     let addr = listener.local_addr()?;
     Ok((
         addr,
-        backend.serve_cloud(listener, acceptor, cloud::CloudAuth::new(mode.key), shutdown),
+        backend.serve_cloud(
+            listener,
+            acceptor,
+            cloud::CloudAuth::new(mode.key),
+            shutdown,
+        ),
     ))
 }
 

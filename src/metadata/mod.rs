@@ -205,7 +205,8 @@ impl MetadataClient {
         let started = Instant::now();
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH) {
-            let ids_json = serde_json::to_string(chunk).map_err(|e| LookupError::Unavailable(e.to_string()))?;
+            let ids_json = serde_json::to_string(chunk)
+                .map_err(|e| LookupError::Unavailable(e.to_string()))?;
             let query = crate::request::encoding::encode_pairs([
                 ("Action", "DescribeContainerGroups"),
                 ("ContainerGroupIds", ids_json.as_str()),

@@ -183,7 +183,10 @@ impl Upstream {
         }
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<UpstreamResponse, UpstreamError> {
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
         let response = self.client.request(request).await.map_err(|e| {
             if tls::is_tls_failure(&e) {
                 UpstreamError::Tls(error_chain(&e))

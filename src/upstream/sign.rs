@@ -99,12 +99,8 @@ pub fn sign<'a>(
         .collect();
     let (canonical, signed_names) =
         acs3::canonical_request("POST", &query, &pairs, EMPTY_BODY_SHA256);
-    let signature = acs3::signature(
-        credential.secret(),
-        &acs3::string_to_sign(&canonical),
-    );
-    let authorization =
-        acs3::authorization(&credential.access_key_id, &signed_names, &signature);
+    let signature = acs3::signature(credential.secret(), &acs3::string_to_sign(&canonical));
+    let authorization = acs3::authorization(&credential.access_key_id, &signed_names, &signature);
 
     let value = |text: &str| {
         HeaderValue::from_str(text).map_err(|e| SignError(format!("a header value: {e}")))

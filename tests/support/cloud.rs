@@ -164,3 +164,111 @@ pub async fn wait_ready(proxy: &Proxy, timeout: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// One request a [`Fake`] received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+type Answer = dyn Fn(&Seen) -> (u16, String) + Send + Sync;
+
+/// A fake service on 127.0.0.1 (STS, instance metadata, an upstream) that records every
+/// request and answers with `answer`'s status and JSON body. Stops when dropped.
+pub struct Fake {
+    pub addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Fake {
+    pub async fn start(answer: impl Fn(&Seen) -> (u16, String) + Send + Sync + 'static) -> Fake {
+        use http_body_util::{BodyExt, Full};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a fake");
+        let addr = listener.local_addr().expect("fake address");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer: std::sync::Arc<Answer> = std::sync::Arc::new(answer);
+        let recorded = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (answer, recorded) = (answer.clone(), recorded.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (answer, recorded) = (answer.clone(), recorded.clone());
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|c| c.to_bytes())
+                                    .unwrap_or_default();
+                                let seen = Seen {
+                                    method: parts.method.to_string(),
+                                    path: parts
+                                        .uri
+                                        .path_and_query()
+                                        .map_or("/", |p| p.as_str())
+                                        .to_owned(),
+                                    headers: parts.headers,
+                                    body: String::from_utf8_lossy(&body).into_owned(),
+                                };
+                                let (status, text) = answer(&seen);
+                                recorded.lock().expect("fake log").push(seen);
+                                let mut response =
+                                    hyper::Response::new(Full::new(bytes::Bytes::from(text)));
+                                *response.status_mut() =
+                                    hyper::StatusCode::from_u16(status).expect("status");
+                                response.headers_mut().insert(
+                                    hyper::header::CONTENT_TYPE,
+                                    hyper::header::HeaderValue::from_static("application/json"),
+                                );
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        Fake { addr, seen, task }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("fake log").clone()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// The time `from_now` ahead, as STS and IMDS write `Expiration`.
+pub fn expiration_in(from_now: Duration) -> String {
+    let at = std::time::SystemTime::now() + from_now;
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    ramgate::upstream::credentials::rfc3339(secs as i64)
+}

@@ -28,9 +28,8 @@ pub fn from_env(env: Env<'_>, now: i64) -> Result<Option<Credential>, String> {
         }
     };
     let profile = env("ALIBABA_CLOUD_PROFILE").unwrap_or_else(|| "default".to_owned());
-    let sections = parse_ini(&text).map_err(|(line, what)| {
-        format!("{}:{line}: {what}", path.display())
-    })?;
+    let sections =
+        parse_ini(&text).map_err(|(line, what)| format!("{}:{line}: {what}", path.display()))?;
     let section = sections.get(&profile).ok_or_else(|| {
         format!(
             "{}: no [{profile}] profile; add one or set ALIBABA_CLOUD_PROFILE to one the file has",
@@ -44,7 +43,10 @@ pub fn from_env(env: Env<'_>, now: i64) -> Result<Option<Credential>, String> {
             .cloned()
             .ok_or_else(|| format!("{}: profile [{profile}] has no {name}", path.display()))
     };
-    let kind = section.get("type").map(String::as_str).unwrap_or("access_key");
+    let kind = section
+        .get("type")
+        .map(String::as_str)
+        .unwrap_or("access_key");
     if kind != "access_key" {
         return Err(format!(
             "{}: profile [{profile}] has type = {kind:?}; ramgate reads type = \"access_key\" profiles (use the OIDC or ECS RAM role source for the others)",
@@ -79,7 +81,10 @@ pub fn parse_ini(text: &str) -> Result<Sections, (usize, String)> {
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            return Err((i + 1, format!("{line:?} is neither [profile] nor key = value")));
+            return Err((
+                i + 1,
+                format!("{line:?} is neither [profile] nor key = value"),
+            ));
         };
         let Some(section) = current.as_ref().and_then(|c| sections.get_mut(c)) else {
             return Err((i + 1, "a key before any [profile]".to_owned()));

@@ -4,7 +4,9 @@
 //! has the SDKs' 1 s timeout. Without a token, token-less (IMDSv1) calls are made only
 //! when `ALIBABA_CLOUD_IMDSV1_DISABLED` is not `true`.
 
-use super::{answer_error, exchange, parse_expiration, unix_now, Credential, Env, FetchError, Source};
+use super::{
+    answer_error, exchange, parse_expiration, unix_now, Credential, Env, FetchError, Source,
+};
 use crate::upstream::tls::HttpsClient;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -41,19 +43,32 @@ impl Imds {
             Ok(token) => Some(token),
             Err(e) if self.v1_disabled => {
                 return Err(FetchError {
-                    message: format!("{} (token-less calls are off: ALIBABA_CLOUD_IMDSV1_DISABLED=true)", e.message),
+                    message: format!(
+                        "{} (token-less calls are off: ALIBABA_CLOUD_IMDSV1_DISABLED=true)",
+                        e.message
+                    ),
                     retryable: e.retryable,
                 })
             }
             Err(e) => {
-                tracing::debug!("no IMDSv2 token ({}); falling back to token-less calls", e.message);
+                tracing::debug!(
+                    "no IMDSv2 token ({}); falling back to token-less calls",
+                    e.message
+                );
                 None
             }
         };
         let role = match &self.role {
             Some(role) => role.clone(),
             None => {
-                let body = self.get(client, CREDENTIALS_PATH, token.as_deref(), "the instance metadata role name").await?;
+                let body = self
+                    .get(
+                        client,
+                        CREDENTIALS_PATH,
+                        token.as_deref(),
+                        "the instance metadata role name",
+                    )
+                    .await?;
                 let text = String::from_utf8_lossy(&body);
                 text.lines()
                     .next()
@@ -64,7 +79,12 @@ impl Imds {
             }
         };
         let body = self
-            .get(client, &format!("{CREDENTIALS_PATH}{role}"), token.as_deref(), "the instance metadata credentials")
+            .get(
+                client,
+                &format!("{CREDENTIALS_PATH}{role}"),
+                token.as_deref(),
+                "the instance metadata credentials",
+            )
             .await?;
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
@@ -76,7 +96,9 @@ impl Imds {
             expiration: String,
         }
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
-            FetchError::transient(format!("the instance metadata credentials of role {role:?} are not the JSON expected: {e}"))
+            FetchError::transient(format!(
+                "the instance metadata credentials of role {role:?} are not the JSON expected: {e}"
+            ))
         })?;
         if answer.code != "Success" {
             return Err(FetchError::transient(format!(
@@ -109,7 +131,13 @@ impl Imds {
             .map_err(|_| FetchError::transient(format!("{what} is not text")))
     }
 
-    async fn get(&self, client: &HttpsClient, path: &str, token: Option<&str>, what: &str) -> Result<Bytes, FetchError> {
+    async fn get(
+        &self,
+        client: &HttpsClient,
+        path: &str,
+        token: Option<&str>,
+        what: &str,
+    ) -> Result<Bytes, FetchError> {
         let mut request = http::Request::get(format!("{}{path}", self.endpoint));
         if let Some(token) = token {
             request = request.header("X-aliyun-ecs-metadata-token", token);

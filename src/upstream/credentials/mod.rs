@@ -169,7 +169,11 @@ impl Refreshing {
         }
     }
 
-    async fn fetch(&self, client: &HttpsClient, deadline: Duration) -> Result<Credential, FetchError> {
+    async fn fetch(
+        &self,
+        client: &HttpsClient,
+        deadline: Duration,
+    ) -> Result<Credential, FetchError> {
         match self {
             Refreshing::Oidc(o) => o.fetch(client, deadline).await,
             Refreshing::EcsRamRole(i) => i.fetch(client).await,
@@ -355,7 +359,7 @@ async fn refresh_forever(
 ) {
     let mut failures: u32 = 0;
     loop {
-        match fetch_with_retries(&source, &client, deadline).await {
+        match fetch_with_retries(&shared, &source, &client, deadline).await {
             Ok(credential) => {
                 crate::ops::metrics::credential_refresh(source.source().as_str(), true);
                 failures = 0;
@@ -389,8 +393,10 @@ async fn refresh_forever(
     }
 }
 
-/// One refresh: tries again on transient failures, within `deadline`.
+/// One refresh: tries again on transient failures, within `deadline`; each failed try is
+/// shown as the last error at once.
 async fn fetch_with_retries(
+    shared: &Shared,
     source: &Refreshing,
     client: &HttpsClient,
     deadline: Duration,
@@ -406,6 +412,12 @@ async fn fetch_with_retries(
                 deadline.as_millis()
             ))),
         };
+        if let Err(e) = &result {
+            *shared
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(e.message.clone());
+        }
         match result {
             Err(e) if e.retryable => {
                 let wait = retry::backoff(attempt);
@@ -446,17 +458,19 @@ pub async fn exchange(
             .to_bytes();
         Ok((status, body))
     };
-    tokio::time::timeout(deadline, send)
-        .await
-        .map_err(|_| FetchError::transient(format!("{what}: no answer within {} ms", deadline.as_millis())))?
+    tokio::time::timeout(deadline, send).await.map_err(|_| {
+        FetchError::transient(format!(
+            "{what}: no answer within {} ms",
+            deadline.as_millis()
+        ))
+    })?
 }
 
 /// A non-2xx answer of a credential service as a [`FetchError`], classified by `Code`
 /// (else by status). The service's message is kept: STS and IMDS messages name no secret.
 pub fn answer_error(what: &str, status: http::StatusCode, body: &[u8]) -> FetchError {
     let code = retry::error_code(body);
-    let retryable =
-        status.is_server_error() || code.as_deref().is_some_and(retry::retryable_code);
+    let retryable = status.is_server_error() || code.as_deref().is_some_and(retry::retryable_code);
     FetchError {
         message: format!(
             "{what} answered HTTP {status}{}",
@@ -477,7 +491,10 @@ pub fn unix_now() -> i64 {
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -485,7 +502,11 @@ pub fn rfc3339(unix: i64) -> String {
 pub fn parse_expiration(text: &str) -> Result<i64, FetchError> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
-        .map_err(|_| FetchError::fatal(format!("the Expiration {text:?} is not an ISO 8601 UTC time")))
+        .map_err(|_| {
+            FetchError::fatal(format!(
+                "the Expiration {text:?} is not an ISO 8601 UTC time"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -514,7 +535,10 @@ mod tests {
             ("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv"),
             ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "s"),
             ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r"),
-            ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p"),
+            (
+                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "acs:ram::1:oidc-provider/p",
+            ),
             ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", "/t"),
         ]);
         match resolve(&settings(CredentialSource::Default), &env).unwrap() {
@@ -526,7 +550,10 @@ mod tests {
         }
         let env = env_of(&[
             ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r"),
-            ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p"),
+            (
+                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "acs:ram::1:oidc-provider/p",
+            ),
             ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", "/t"),
             ("ALIBABA_CLOUD_CREDENTIALS_FILE", "/nonexistent"),
         ]);
@@ -558,16 +585,33 @@ mod tests {
 
     #[test]
     fn temporary_credentials_refresh_early_and_stop_before_expiry() {
-        let hour = Credential::new("a".into(), "s".into(), Some("t".into()), Some(10_000 + 3600), Source::Oidc, 10_000);
+        let hour = Credential::new(
+            "a".into(),
+            "s".into(),
+            Some("t".into()),
+            Some(10_000 + 3600),
+            Source::Oidc,
+            10_000,
+        );
         assert_eq!(hour.refresh_at, Some(10_000 + 3600 - 900));
         assert!(hour.usable(10_000 + 3600 - 31));
         assert!(!hour.usable(10_000 + 3600 - 30));
-        let short = Credential::new("a".into(), "s".into(), None, Some(100 + 10), Source::Oidc, 100);
+        let short = Credential::new(
+            "a".into(),
+            "s".into(),
+            None,
+            Some(100 + 10),
+            Source::Oidc,
+            100,
+        );
         assert_eq!(short.refresh_at, Some(105));
         assert!(short.usable(108) && !short.usable(109));
         let long_term = Credential::new("a".into(), "s".into(), None, None, Source::Env, 0);
         assert!(long_term.usable(i64::MAX));
         let shown = format!("{hour:?}");
-        assert!(!shown.contains("\"s\"") && !shown.contains("\"t\""), "{shown}");
+        assert!(
+            !shown.contains("\"s\"") && !shown.contains("\"t\""),
+            "{shown}"
+        );
     }
 }

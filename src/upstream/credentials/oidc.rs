@@ -3,7 +3,9 @@
 //! carries the token, so it never sits in a URL (and so in no access log). The token file
 //! is re-read at every refresh: RRSA rotates it.
 
-use super::{answer_error, exchange, parse_expiration, unix_now, Credential, Env, FetchError, Source};
+use super::{
+    answer_error, exchange, parse_expiration, unix_now, Credential, Env, FetchError, Source,
+};
 use crate::request::encoding::encode_pairs;
 use crate::upstream::tls::HttpsClient;
 use bytes::Bytes;
@@ -57,7 +59,9 @@ impl Oidc {
         };
         let endpoint = if sts_endpoint == DEFAULT_STS_ENDPOINT {
             match env("ALIBABA_CLOUD_STS_REGION") {
-                Some(region) if env("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED").as_deref() == Some("true") => {
+                Some(region)
+                    if env("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED").as_deref() == Some("true") =>
+                {
                     format!("https://sts-vpc.{region}.aliyuncs.com")
                 }
                 Some(region) => format!("https://sts.{region}.aliyuncs.com"),
@@ -76,13 +80,19 @@ impl Oidc {
         }))
     }
 
-    pub async fn fetch(&self, client: &HttpsClient, deadline: Duration) -> Result<Credential, FetchError> {
-        let token = tokio::fs::read_to_string(&self.token_file).await.map_err(|e| {
-            FetchError::fatal(format!(
-                "cannot read the OIDC token file {} (ALIBABA_CLOUD_OIDC_TOKEN_FILE): {e}",
-                self.token_file.display()
-            ))
-        })?;
+    pub async fn fetch(
+        &self,
+        client: &HttpsClient,
+        deadline: Duration,
+    ) -> Result<Credential, FetchError> {
+        let token = tokio::fs::read_to_string(&self.token_file)
+            .await
+            .map_err(|e| {
+                FetchError::fatal(format!(
+                    "cannot read the OIDC token file {} (ALIBABA_CLOUD_OIDC_TOKEN_FILE): {e}",
+                    self.token_file.display()
+                ))
+            })?;
         let timestamp = super::rfc3339(unix_now());
         let query = encode_pairs([
             ("Action", "AssumeRoleWithOIDC"),
@@ -120,8 +130,11 @@ impl Oidc {
             security_token: String,
             expiration: String,
         }
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|e| FetchError::transient(format!("{what} answered JSON without the Credentials expected: {e}")))?;
+        let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
+            FetchError::transient(format!(
+                "{what} answered JSON without the Credentials expected: {e}"
+            ))
+        })?;
         let c = answer.credentials;
         Ok(Credential::new(
             c.access_key_id,
