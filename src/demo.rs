@@ -92,8 +92,9 @@ pub async fn run(config_path: &Path, cloud: bool) -> Result<(), String> {
         }
         ids.push(backend.backend.create(spec));
     }
+    let upstream = cloud.then(|| config.upstream.url.clone());
     let result = proxy::run_with(config, |proxy_addr, admin_addr| {
-        print_tour(proxy_addr, admin_addr, &ids)
+        print_tour(proxy_addr, admin_addr, &ids, upstream.as_deref())
     })
     .await;
     backend.stop().await;
@@ -104,8 +105,14 @@ fn curl(proxy: SocketAddr, who: &str, query: &str) -> String {
     format!("curl -s -X POST -H 'x-ramgate-principal: acs:ram::{ACCOUNT}:{who}' 'http://{proxy}/?Version=2018-08-08&RegionId=cn-hangzhou&{query}'")
 }
 
-fn print_tour(proxy: SocketAddr, admin: SocketAddr, ids: &[String]) {
+fn print_tour(proxy: SocketAddr, admin: SocketAddr, ids: &[String], cloud: Option<&str>) {
     let (test_ok, prod) = (&ids[0], &ids[1]);
+    if let Some(url) = cloud {
+        println!(
+            "\nramgate demo --cloud: the backend plays Alibaba Cloud at {url} (HTTPS, the demo CA in config/demo-cloud/);\n\
+             ramgate signs every call it makes ACS3-HMAC-SHA256 with its own AccessKey {CLOUD_KEY_ID}, and sends no x-ramgate-* header."
+        );
+    }
     println!(
         "\nramgate demo: proxy on http://{proxy}, admin on http://{admin}, in-memory backend behind it.\n\
          Seeded container groups: {} (name=liumi,env=test), {} (name=liumi,env=prod), {} (rg-test-a), {} (rg-test-b).\n\
