@@ -390,7 +390,7 @@ async fn fake_sts(
     (fake, tokens)
 }
 
-fn oidc_env<'a>(token_file: &'a str) -> [(&'a str, &'a str); 3] {
+fn oidc_env(token_file: &str) -> [(&str, &str); 3] {
     [
         (
             "ALIBABA_CLOUD_ROLE_ARN",

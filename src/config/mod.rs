@@ -441,4 +441,46 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.0[0].position.line, 2);
     }
+
+    #[test]
+    fn upstream_signing_settings_are_checked_and_located() {
+        let c = Config::parse(
+            Path::new("/etc/ramgate/ramgate.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nurl = \"https://eci.cn-hangzhou.aliyuncs.com\"\nsigning = \"acs3\"\nca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.signing, Signing::Acs3);
+        assert_eq!(
+            c.upstream.ca_file.as_deref(),
+            Some(Path::new("/etc/ramgate/ca.pem"))
+        );
+        // Signing without a table: the default chain with the default endpoints.
+        assert_eq!(c.upstream.credentials, Some(UpstreamCredentials::default()));
+
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nurl = \"http://127.0.0.1:9000\"\n\n[upstream.credentials]\nsource = \"env\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.0[0].position.line, e.0[0].position.column), (5, 1));
+        assert!(
+            e.0[0].message.contains("signing is \"none\""),
+            "{}",
+            e.0[0].message
+        );
+
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nsigning = \"acs3\"\n[upstream.credentials]\nsts_endpoint = \"sts.aliyuncs.com\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 5);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nsigning = \"acs3\"\n[upstream.credentials]\nsource = \"vault\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 5);
+        assert!(e.0[0].message.contains("vault"), "{}", e.0[0].message);
+    }
 }
