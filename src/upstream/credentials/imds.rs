@@ -4,9 +4,7 @@
 //! has the SDKs' 1 s timeout. Without a token, token-less (IMDSv1) calls are made only
 //! when `ALIBABA_CLOUD_IMDSV1_DISABLED` is not `true`.
 
-use super::{
-    answer_error, exchange, parse_expiration, unix_now, Credential, Env, FetchError, Source,
-};
+use super::{answer_error, exchange, Credential, Env, FetchError, Source, TemporaryKey};
 use crate::upstream::tls::HttpsClient;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -87,13 +85,11 @@ impl Imds {
             )
             .await?;
         #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
         struct Answer {
+            #[serde(rename = "Code")]
             code: String,
-            access_key_id: String,
-            access_key_secret: String,
-            security_token: String,
-            expiration: String,
+            #[serde(flatten)]
+            key: TemporaryKey,
         }
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
             FetchError::transient(format!(
@@ -106,14 +102,7 @@ impl Imds {
                 answer.code
             )));
         }
-        Ok(Credential::new(
-            answer.access_key_id,
-            answer.access_key_secret,
-            Some(answer.security_token),
-            Some(parse_expiration(&answer.expiration)?),
-            Source::EcsRamRole,
-            unix_now(),
-        ))
+        answer.key.into_credential(Source::EcsRamRole)
     }
 
     async fn token(&self, client: &HttpsClient) -> Result<String, FetchError> {

@@ -146,6 +146,30 @@ impl FetchError {
     }
 }
 
+/// A temporary key as STS (`Credentials`) and instance metadata write it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TemporaryKey {
+    access_key_id: String,
+    access_key_secret: String,
+    security_token: String,
+    expiration: String,
+}
+
+impl TemporaryKey {
+    /// The credential, obtained now from `source`.
+    pub fn into_credential(self, source: Source) -> Result<Credential, FetchError> {
+        Ok(Credential::new(
+            self.access_key_id,
+            self.access_key_secret,
+            Some(self.security_token),
+            Some(parse_expiration(&self.expiration)?),
+            source,
+            unix_now(),
+        ))
+    }
+}
+
 /// Reads an environment variable (tests pass their own).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 

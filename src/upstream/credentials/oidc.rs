@@ -3,9 +3,7 @@
 //! carries the token, so it never sits in a URL (and so in no access log). The token file
 //! is re-read at every refresh: RRSA rotates it.
 
-use super::{
-    answer_error, exchange, parse_expiration, unix_now, Credential, Env, FetchError, Source,
-};
+use super::{answer_error, exchange, unix_now, Credential, Env, FetchError, Source, TemporaryKey};
 use crate::request::encoding::encode_pairs;
 use crate::upstream::tls::HttpsClient;
 use bytes::Bytes;
@@ -120,29 +118,13 @@ impl Oidc {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Answer {
-            credentials: Sts,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Sts {
-            access_key_id: String,
-            access_key_secret: String,
-            security_token: String,
-            expiration: String,
+            credentials: TemporaryKey,
         }
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
             FetchError::transient(format!(
                 "{what} answered JSON without the Credentials expected: {e}"
             ))
         })?;
-        let c = answer.credentials;
-        Ok(Credential::new(
-            c.access_key_id,
-            c.access_key_secret,
-            Some(c.security_token),
-            Some(parse_expiration(&c.expiration)?),
-            Source::Oidc,
-            unix_now(),
-        ))
+        answer.credentials.into_credential(Source::Oidc)
     }
 }
