@@ -404,17 +404,27 @@ fn oidc_env(token_file: &str) -> [(&str, &str); 3] {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oidc_credentials_refresh_during_a_run_of_requests_with_the_rotated_token() {
-    let token = "CAIS/oidc-sts-token";
-    let cloud = start_cloud_backend(Some(token), &["localhost"]);
-    // Six seconds: refreshed when three remain, usable until about 5.4 s.
-    let (sts, tokens) = fake_sts(token, Duration::from_secs(6), usize::MAX).await;
+/// A cloud backend expecting an STS token, a fake STS handing it out (`lifetime`,
+/// `successes` as [`fake_sts`]), an OIDC token file holding `oidc-token-1`, and a ready
+/// signing proxy whose `[upstream.credentials] source` is `source`.
+struct OidcSetup {
+    cloud: CloudBackend,
+    _sts: Fake,
+    tokens: Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+    token_file: PathBuf,
+    proxy: support::Proxy,
+}
+
+async fn oidc_setup(source: &str, lifetime: Duration, successes: usize) -> OidcSetup {
+    const TOKEN: &str = "CAIS/oidc-sts-token";
+    let cloud = start_cloud_backend(Some(TOKEN), &["localhost"]);
+    let (sts, tokens) = fake_sts(TOKEN, lifetime, successes).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "oidc-token-1").expect("token");
     let token_path = token_file.to_string_lossy().into_owned();
-    let credentials = format!("source = \"default\"\nsts_endpoint = \"{}\"", sts.url());
+    let credentials = format!("source = \"{source}\"\nsts_endpoint = \"{}\"", sts.url());
     let proxy = start_signing_proxy(
         &cloud,
         &demo_policies(),
@@ -422,6 +432,27 @@ async fn oidc_credentials_refresh_during_a_run_of_requests_with_the_rotated_toke
         &oidc_env(&token_path),
     );
     wait_ready(&proxy, Duration::from_secs(10)).await;
+    OidcSetup {
+        cloud,
+        _sts: sts,
+        tokens,
+        _dir: dir,
+        token_file,
+        proxy,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_credentials_refresh_during_a_run_of_requests_with_the_rotated_token() {
+    // Six seconds: refreshed when three remain, usable until about 5.4 s.
+    let OidcSetup {
+        cloud,
+        tokens,
+        token_file,
+        proxy,
+        _sts,
+        _dir,
+    } = oidc_setup("default", Duration::from_secs(6), usize::MAX).await;
     // RRSA rotates the token file; the next refresh must send the new one.
     std::fs::write(&token_file, "oidc-token-2").expect("rotate the token");
     let started = Instant::now();
@@ -469,21 +500,14 @@ async fn oidc_credentials_refresh_during_a_run_of_requests_with_the_rotated_toke
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_that_keeps_failing_ends_in_503s_once_the_credential_expires() {
-    let token = "CAIS/short-lived";
-    let cloud = start_cloud_backend(Some(token), &["localhost"]);
-    let (sts, tokens) = fake_sts(token, Duration::from_secs(4), 1).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "oidc-token").expect("token");
-    let token_path = token_file.to_string_lossy().into_owned();
-    let credentials = format!("source = \"oidc\"\nsts_endpoint = \"{}\"", sts.url());
-    let proxy = start_signing_proxy(
-        &cloud,
-        &demo_policies(),
-        &credentials,
-        &oidc_env(&token_path),
-    );
-    wait_ready(&proxy, Duration::from_secs(10)).await;
+    let OidcSetup {
+        cloud,
+        tokens,
+        proxy,
+        _sts,
+        _dir,
+        ..
+    } = oidc_setup("oidc", Duration::from_secs(4), 1).await;
     let (status, body) = list(proxy.addr).await;
     assert_eq!(status, 200, "{body}");
     tokio::time::sleep(Duration::from_secs(5)).await;
