@@ -29,7 +29,8 @@
 //! Around it: [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload
 //! and the directory watch, decision log, allocator settings and heap trim), [`backend`]
 //! (the in-memory ECI service, which in cloud mode plays Alibaba Cloud: HTTPS, signed calls
-//! only), [`demo`], [`cli`] (`check`, `explain`).
+//! only), [`demo`], [`cli`] (`check`, `explain`, `test`, `who-can`: the last three decide
+//! through the planner the proxy calls, via `cli::hypothetical`).
 
 pub mod acs3;
 pub mod backend;
