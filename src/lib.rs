@@ -11,7 +11,10 @@
 //! * [`metadata`] — the cached lookup of container groups' resource group and tags.
 //! * [`decision`] — the pure engine: SPEC §3's rules over a [`snapshot::Snapshot`], giving a
 //!   [`decision::Plan`] (forward, deny, silent empty) with its reason.
-//! * [`upstream`] — the pooled client that forwards exactly the canonical request.
+//! * [`upstream`] — the pooled client (HTTP or HTTPS) that forwards exactly the canonical
+//!   request; with `signing = "acs3"` it signs every call with ramgate's own Alibaba Cloud
+//!   credential ([`upstream::credentials`], the default chain, refreshed in the background)
+//!   through [`acs3`], the canonical form that signature verification shares.
 //! * [`filter`] — list answers checked item by item before they are returned.
 //! * [`response`] — the one place typed errors become Alibaba-shaped HTTP answers.
 //!
@@ -25,9 +28,11 @@
 //!
 //! Around it: [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload
 //! and the directory watch, decision log, allocator settings and heap trim), [`backend`]
-//! (the in-memory ECI service), [`demo`], [`cli`] (`check`, `explain`, `test`, `who-can`:
-//! the last three decide through the planner the proxy calls, via `cli::hypothetical`).
+//! (the in-memory ECI service, which in cloud mode plays Alibaba Cloud: HTTPS, signed calls
+//! only), [`demo`], [`cli`] (`check`, `explain`, `test`, `who-can`: the last three decide
+//! through the planner the proxy calls, via `cli::hypothetical`).
 
+pub mod acs3;
 pub mod backend;
 pub mod catalogue;
 pub mod cli;

@@ -55,6 +55,35 @@ pub enum ApiError {
     MetadataUnavailable(String),
     #[error("The backend did not answer within {0} ms.")]
     GatewayTimeout(u64),
+    /// `signing = "acs3"` without a valid credential of ramgate's own (SPEC §8).
+    #[error(
+        "ramgate has no valid credential to call Alibaba Cloud with, so nothing was sent: {0}"
+    )]
+    NoUpstreamCredential(String),
+}
+
+impl From<crate::metadata::LookupError> for ApiError {
+    fn from(e: crate::metadata::LookupError) -> Self {
+        use crate::metadata::LookupError;
+        match e {
+            LookupError::Unavailable(m) => ApiError::MetadataUnavailable(m),
+            LookupError::BadGateway(m) => ApiError::BadGateway(m),
+            LookupError::NoCredential(m) => ApiError::NoUpstreamCredential(m),
+        }
+    }
+}
+
+impl From<crate::upstream::UpstreamError> for ApiError {
+    fn from(e: crate::upstream::UpstreamError) -> Self {
+        use crate::upstream::UpstreamError;
+        match e {
+            UpstreamError::Timeout(ms) => ApiError::GatewayTimeout(ms),
+            UpstreamError::NoCredential(m) => ApiError::NoUpstreamCredential(m),
+            e @ (UpstreamError::Unreachable(_)
+            | UpstreamError::Tls(_)
+            | UpstreamError::CredentialsRejected { .. }) => ApiError::BadGateway(e.to_string()),
+        }
+    }
 }
 
 impl ApiError {
@@ -67,7 +96,7 @@ impl ApiError {
             ApiError::Denied { .. } | ApiError::ServiceRoleNotAuthorized { .. } => 403,
             ApiError::ResourceGroupImmutable => 400,
             ApiError::BadGateway(_) => 502,
-            ApiError::MetadataUnavailable(_) => 503,
+            ApiError::MetadataUnavailable(_) | ApiError::NoUpstreamCredential(_) => 503,
             ApiError::GatewayTimeout(_) => 504,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -83,7 +112,9 @@ impl ApiError {
             ApiError::ServiceRoleNotAuthorized { .. } => "Forbidden.ServiceRoleNotAuthorized",
             ApiError::ResourceGroupImmutable => "OperationDenied.ResourceGroupImmutable",
             ApiError::BadGateway(_) => "BadGateway",
-            ApiError::MetadataUnavailable(_) => "ServiceUnavailable",
+            ApiError::MetadataUnavailable(_) | ApiError::NoUpstreamCredential(_) => {
+                "ServiceUnavailable"
+            }
             ApiError::GatewayTimeout(_) => "GatewayTimeout",
         }
     }

@@ -192,6 +192,92 @@ fn the_shipped_configuration_loads_and_matches_the_manifests() {
     assert_eq!(snapshot.files.len(), data.len());
 }
 
+/// config/k8s/rrsa.yaml: ramgate in front of the real ECI endpoint, signing with a RAM
+/// role through RRSA. Its configuration loads with `signing = "acs3"` over HTTPS, the
+/// credential chain given the manifest's environment picks OIDC, and the token file it
+/// names is in a projected service-account token volume for STS.
+#[test]
+fn the_rrsa_example_signs_with_the_role_of_its_projected_token() {
+    let docs = k8s_documents();
+    let deployment = find(&docs, "Deployment", "eci-gateway");
+    let container = ramgate_container(deployment);
+    let config_dir = mount_of(deployment, "ramgate-cloud-config");
+    let config_path = format!("{config_dir}/ramgate.toml");
+    let args: Vec<&str> = list(&container["args"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
+    let toml = find(&docs, "ConfigMap", "ramgate-cloud-config")["data"]["ramgate.toml"]
+        .as_str()
+        .expect("ramgate.toml in the ConfigMap");
+    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
+        .unwrap_or_else(|e| panic!("rrsa.yaml's ramgate.toml: {e}"));
+    assert_eq!(config.upstream.signing, ramgate::config::Signing::Acs3);
+    assert!(
+        config.upstream.url.starts_with("https://eci."),
+        "{}",
+        config.upstream.url
+    );
+    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
+    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
+
+    let env: std::collections::HashMap<String, String> = list(&container["env"])
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_owned(),
+                e["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let settings = config
+        .upstream
+        .credentials
+        .as_ref()
+        .expect("[upstream.credentials]");
+    let provider =
+        ramgate::upstream::credentials::resolve(settings, &|name| env.get(name).cloned())
+            .unwrap_or_else(|e| panic!("the chain given rrsa.yaml's environment: {e}"));
+    let ramgate::upstream::credentials::Provider::Refreshing(
+        ramgate::upstream::credentials::Refreshing::Oidc(oidc),
+    ) = provider
+    else {
+        panic!("rrsa.yaml's environment must select OIDC, got {provider:?}");
+    };
+    assert_eq!(oidc.endpoint, "https://sts-vpc.cn-hangzhou.aliyuncs.com");
+
+    // The token file lies in the mount of a projected token for STS.
+    let token_file = oidc.token_file.to_string_lossy().into_owned();
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mount = list(&container["volumeMounts"])
+        .iter()
+        .find(|m| {
+            m["mountPath"]
+                .as_str()
+                .is_some_and(|p| token_file.starts_with(&format!("{p}/")))
+        })
+        .unwrap_or_else(|| panic!("{token_file} is in no volume mount"));
+    let volume = list(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the token volume");
+    let token = list(&volume["projected"]["sources"])
+        .iter()
+        .map(|s| &s["serviceAccountToken"])
+        .find(|t| !t.is_null())
+        .expect("a projected serviceAccountToken");
+    assert_eq!(token["audience"].as_str(), Some("sts.aliyuncs.com"));
+    let file_name = token_file.rsplit('/').next().unwrap_or_default();
+    assert_eq!(token["path"].as_str(), Some(file_name));
+    assert_eq!(pod["serviceAccountName"].as_str(), Some("ramgate"));
+    find(&docs, "ServiceAccount", "ramgate");
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/readyz")
+    );
+}
+
 #[test]
 fn the_dockerfile_exposes_the_real_ports() {
     let text = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");

@@ -69,6 +69,50 @@ pub struct Admin {
 pub struct Upstream {
     pub url: String,
     pub timeout_ms: u64,
+    /// `none`: the backend trusts ramgate's `x-ramgate-principal`; `acs3`: every call is
+    /// signed with ramgate's own Alibaba Cloud credentials (SPEC §8).
+    pub signing: Signing,
+    /// Extra trust anchors (PEM) for an `https://` upstream, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Where ramgate's own credentials come from; only with `signing = "acs3"`.
+    pub credentials: Option<UpstreamCredentials>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signing {
+    None,
+    Acs3,
+}
+
+/// `[upstream.credentials]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamCredentials {
+    pub source: CredentialSource,
+    pub sts_endpoint: String,
+    pub imds_endpoint: String,
+}
+
+/// The credential sources of Alibaba Cloud's default chain, or the chain itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSource {
+    Default,
+    Env,
+    Oidc,
+    File,
+    EcsRamRole,
+}
+
+impl Default for UpstreamCredentials {
+    fn default() -> Self {
+        Self {
+            source: CredentialSource::Default,
+            sts_endpoint: "https://sts.aliyuncs.com".into(),
+            imds_endpoint: "http://100.100.100.200".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +190,9 @@ impl Default for Upstream {
         Self {
             url: "http://127.0.0.1:9000".into(),
             timeout_ms: 10_000,
+            signing: Signing::None,
+            ca_file: None,
+            credentials: None,
         }
     }
 }
@@ -229,6 +276,7 @@ impl Config {
             tls.key = base.join(&tls.key);
             tls.client_ca = tls.client_ca.as_ref().map(|c| base.join(c));
         }
+        config.upstream.ca_file = config.upstream.ca_file.as_ref().map(|c| base.join(c));
         if let Some(file) = config.decision_log_file() {
             config.log.decisions = base.join(file).to_string_lossy().into_owned();
         }
@@ -252,17 +300,45 @@ impl Config {
         }
         match config.upstream.url.parse::<http::Uri>() {
             Ok(uri)
-                if uri.scheme_str() == Some("http")
+                if matches!(uri.scheme_str(), Some("http" | "https"))
                     && uri.authority().is_some()
                     && uri.path() == "/" => {}
             _ => problem(
                 "url",
                 format!(
-                    "upstream url {:?} is not an http://host:port URL",
+                    "upstream url {:?} is not an http:// or https:// URL with a host and no path",
                     config.upstream.url
                 ),
-                "e.g. url = \"http://127.0.0.1:9000\"",
+                "e.g. url = \"http://127.0.0.1:9000\" or url = \"https://eci.cn-hangzhou.aliyuncs.com\"",
             ),
+        }
+        match (config.upstream.signing, &config.upstream.credentials) {
+            (Signing::None, Some(_)) => problem(
+                "[upstream.credentials]",
+                "[upstream.credentials] is given but signing is \"none\", so nothing would use them".into(),
+                "add signing = \"acs3\" to [upstream], or remove [upstream.credentials]",
+            ),
+            (Signing::Acs3, None) => {
+                config.upstream.credentials = Some(UpstreamCredentials::default());
+            }
+            _ => {}
+        }
+        if let Some(credentials) = &config.upstream.credentials {
+            for (field, url) in [
+                ("sts_endpoint", &credentials.sts_endpoint),
+                ("imds_endpoint", &credentials.imds_endpoint),
+            ] {
+                let ok = url.parse::<http::Uri>().is_ok_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+                });
+                if !ok {
+                    problem(
+                        field,
+                        format!("{field} {url:?} is not an http:// or https:// URL"),
+                        "e.g. sts_endpoint = \"https://sts.aliyuncs.com\", imds_endpoint = \"http://100.100.100.200\"",
+                    );
+                }
+            }
         }
         if !(0.0..=1.0).contains(&config.log.allow_sample_rate) {
             problem(
@@ -364,5 +440,47 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.0[0].position.line, 2);
+    }
+
+    #[test]
+    fn upstream_signing_settings_are_checked_and_located() {
+        let c = Config::parse(
+            Path::new("/etc/ramgate/ramgate.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nurl = \"https://eci.cn-hangzhou.aliyuncs.com\"\nsigning = \"acs3\"\nca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.signing, Signing::Acs3);
+        assert_eq!(
+            c.upstream.ca_file.as_deref(),
+            Some(Path::new("/etc/ramgate/ca.pem"))
+        );
+        // Signing without a table: the default chain with the default endpoints.
+        assert_eq!(c.upstream.credentials, Some(UpstreamCredentials::default()));
+
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nurl = \"http://127.0.0.1:9000\"\n\n[upstream.credentials]\nsource = \"env\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.0[0].position.line, e.0[0].position.column), (5, 1));
+        assert!(
+            e.0[0].message.contains("signing is \"none\""),
+            "{}",
+            e.0[0].message
+        );
+
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nsigning = \"acs3\"\n[upstream.credentials]\nsts_endpoint = \"sts.aliyuncs.com\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 5);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nsigning = \"acs3\"\n[upstream.credentials]\nsource = \"vault\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 5);
+        assert!(e.0[0].message.contains("vault"), "{}", e.0[0].message);
     }
 }

@@ -41,9 +41,17 @@ struct Entry {
     epoch: u64,
 }
 
+/// Why a lookup failed; each fails the request closed (SPEC §1: 503, or 502 when the
+/// upstream's certificate or its answer to ramgate's own credential was the problem).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct LookupError(pub String);
+pub enum LookupError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    BadGateway(String),
+    #[error("{0}")]
+    NoCredential(String),
+}
 
 /// How a lookup went, for metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +236,8 @@ impl MetadataClient {
         let started = Instant::now();
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH) {
-            let ids_json = serde_json::to_string(chunk).map_err(|e| LookupError(e.to_string()))?;
+            let ids_json = serde_json::to_string(chunk)
+                .map_err(|e| LookupError::Unavailable(e.to_string()))?;
             let query = crate::request::encoding::encode_pairs([
                 ("Action", "DescribeContainerGroups"),
                 ("ContainerGroupIds", ids_json.as_str()),
@@ -249,27 +258,31 @@ impl MetadataClient {
                     self.inner.principal_header.clone(),
                 ),
             ];
-            let response =
-                self.inner
-                    .upstream
-                    .call(&query, headers)
-                    .await
-                    .map_err(|e| match e {
-                        UpstreamError::Timeout(ms) => LookupError(format!(
-                            "the backend did not answer a metadata lookup within {ms} ms"
-                        )),
-                        UpstreamError::Unreachable(m) => {
-                            LookupError(format!("metadata lookup failed: {m}"))
-                        }
-                    })?;
+            let response = self
+                .inner
+                .upstream
+                .call_retrying(&query, &headers)
+                .await
+                .map_err(|e| match e {
+                    UpstreamError::Timeout(ms) => LookupError::Unavailable(format!(
+                        "the backend did not answer a metadata lookup within {ms} ms"
+                    )),
+                    UpstreamError::Unreachable(m) => {
+                        LookupError::Unavailable(format!("metadata lookup failed: {m}"))
+                    }
+                    UpstreamError::NoCredential(m) => LookupError::NoCredential(m),
+                    e @ (UpstreamError::Tls(_) | UpstreamError::CredentialsRejected { .. }) => {
+                        LookupError::BadGateway(format!("metadata lookup failed: {e}"))
+                    }
+                })?;
             if !response.status.is_success() {
-                return Err(LookupError(format!(
+                return Err(LookupError::Unavailable(format!(
                     "the backend answered a metadata lookup with HTTP {}",
                     response.status
                 )));
             }
             let answer: DescribeAnswer = serde_json::from_slice(&response.body).map_err(|e| {
-                LookupError(format!(
+                LookupError::Unavailable(format!(
                     "the backend's metadata answer is not the expected JSON: {e}"
                 ))
             })?;
@@ -287,7 +300,7 @@ impl MetadataClient {
                     .get(&id)
                     .is_some_and(|seen: &Arc<ContainerGroupMeta>| **seen != meta)
                 {
-                    return Err(LookupError(format!(
+                    return Err(LookupError::Unavailable(format!(
                         "the backend's metadata answer describes {id:?} twice, differently"
                     )));
                 }

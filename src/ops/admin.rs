@@ -95,6 +95,19 @@ fn route(state: &State, draining: &Shutdown, path: &str) -> Response<Body> {
             "draining\n".into(),
             "text/plain",
         ),
+        // With signing = "acs3", every call would be a 503 until a credential is held.
+        "/readyz"
+            if state
+                .upstream
+                .credentials()
+                .is_some_and(|c| c.current().is_err()) =>
+        {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no valid upstream credential yet\n".into(),
+                "text/plain",
+            )
+        }
         "/readyz" => text(StatusCode::OK, "ready\n".into(), "text/plain"),
         "/v1/status" => text(
             StatusCode::OK,
@@ -121,6 +134,7 @@ pub fn status(state: &State, draining: &Shutdown) -> serde_json::Value {
         "draining": draining.is_triggered(),
         "last_reload": state.reload.last_attempt(),
         "last_reload_error": state.reload.last_error(),
+        "upstream_credentials": state.upstream.credentials().map(|c| c.status()),
     })
 }
 

@@ -35,6 +35,19 @@ pub const GENERATION: &str = "ramgate_policy_generation";
 pub const LAST_RELOAD_SUCCESS: &str = "ramgate_policy_last_reload_success_timestamp_seconds";
 pub const INFLIGHT: &str = "ramgate_inflight_requests";
 pub const TLS_HANDSHAKE_FAILURES: &str = "ramgate_tls_handshake_failures_total";
+pub const CREDENTIAL_REFRESHES: &str = "ramgate_upstream_credential_refreshes_total";
+pub const UPSTREAM_AUTH_FAILURES: &str = "ramgate_upstream_auth_failures_total";
+
+/// The `source` label values of [`CREDENTIAL_REFRESHES`] (the sources that refresh).
+pub const REFRESHING_SOURCES: &[&str] = &["oidc", "ecs_ram_role"];
+/// The `code` label values of [`UPSTREAM_AUTH_FAILURES`]: the rejection's `Code` without
+/// its suffix (`InvalidAccessKeyId.NotFound` counts as `InvalidAccessKeyId`).
+pub const AUTH_FAILURE_CODES: &[&str] = &[
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSecurityToken",
+];
 
 /// Every metric ramgate exports, by the name it has on `/metrics` (histograms by their base
 /// name, without `_bucket`, `_sum`, `_count`).
@@ -51,6 +64,8 @@ pub const NAMES: &[&str] = &[
     LAST_RELOAD_SUCCESS,
     INFLIGHT,
     TLS_HANDSHAKE_FAILURES,
+    CREDENTIAL_REFRESHES,
+    UPSTREAM_AUTH_FAILURES,
 ];
 
 /// The `decision` label values of [`REQUESTS`].
@@ -105,6 +120,14 @@ pub fn register() {
     );
     describe_gauge!(INFLIGHT, "Requests being served by the proxy");
     describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed");
+    describe_counter!(
+        CREDENTIAL_REFRESHES,
+        "Refreshes of ramgate's own temporary Alibaba Cloud credential, by source and result"
+    );
+    describe_counter!(
+        UPSTREAM_AUTH_FAILURES,
+        "Upstream answers that rejected ramgate's own credential (signing = acs3), by code"
+    );
 
     for h in [
         REQUEST_DURATION,
@@ -122,6 +145,14 @@ pub fn register() {
     }
     counter!(METADATA_LOOKUP_ERRORS).increment(0);
     counter!(TLS_HANDSHAKE_FAILURES).increment(0);
+    for source in REFRESHING_SOURCES {
+        for result in ["success", "error"] {
+            counter!(CREDENTIAL_REFRESHES, "source" => *source, "result" => result).increment(0);
+        }
+    }
+    for code in AUTH_FAILURE_CODES {
+        counter!(UPSTREAM_AUTH_FAILURES, "code" => *code).increment(0);
+    }
     // Adding zero creates a gauge without overwriting a value already set.
     for g in [INFLIGHT, GENERATION, LAST_RELOAD_SUCCESS] {
         gauge!(g).increment(0.0);
@@ -270,6 +301,17 @@ pub fn snapshot_loaded(generation: u64, loaded_at: SystemTime) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     gauge!(LAST_RELOAD_SUCCESS).set(unix.as_secs_f64());
+}
+
+/// A refresh of the upstream credential from `source` (one of [`REFRESHING_SOURCES`]).
+pub fn credential_refresh(source: &'static str, success: bool) {
+    let result = if success { "success" } else { "error" };
+    counter!(CREDENTIAL_REFRESHES, "source" => source, "result" => result).increment(1);
+}
+
+/// An upstream answer that rejected ramgate's credential (`code` from [`AUTH_FAILURE_CODES`]).
+pub fn upstream_auth_failure(code: &'static str) {
+    counter!(UPSTREAM_AUTH_FAILURES, "code" => code).increment(1);
 }
 
 pub fn tls_handshake_failed() {

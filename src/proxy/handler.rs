@@ -15,7 +15,7 @@ use crate::principals::PrincipalKind;
 use crate::request::{self, CanonicalRequest};
 use crate::response::{self, ApiError, Body, DeniedPrincipal};
 use crate::snapshot::Snapshot;
-use crate::upstream::{UpstreamError, UpstreamResponse};
+use crate::upstream::UpstreamResponse;
 use crate::{filter, metadata::MetadataClient};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -329,7 +329,7 @@ async fn lookup(
         }
         Err(e) => {
             metrics::metadata_lookup_failed();
-            Err(ApiError::MetadataUnavailable(e.0))
+            Err(e.into())
         }
     }
 }
@@ -373,10 +373,7 @@ async fn forward(
     if canonical.action.writes {
         after_write(&state.metadata, &canonical, answer.as_ref().ok()).await;
     }
-    let answer = answer.map_err(|e| match e {
-        UpstreamError::Timeout(ms) => ApiError::GatewayTimeout(ms),
-        UpstreamError::Unreachable(m) => ApiError::BadGateway(m),
-    })?;
+    let answer = answer?;
     let body = match filter {
         Some(visibility) if answer.status.is_success() => {
             let metas = item_metas(state, &canonical, &answer.body).await?;

@@ -49,7 +49,7 @@ impl State {
         crate::ops::memory::release_free_heap();
         // The first load is not a reload: it sets the gauges but is not counted.
         crate::ops::metrics::snapshot_loaded(1, snapshot.loaded_at);
-        let upstream = Upstream::new(&config.upstream.url, config.upstream.timeout_ms)?;
+        let upstream = Upstream::from_config(&config.upstream)?;
         let metadata = MetadataClient::new(
             upstream.clone(),
             Duration::from_millis(config.metadata.ttl_ms),

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod cloud;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
@@ -97,6 +99,13 @@ pub struct ProxySettings<'a> {
     pub upstream_timeout_ms: u64,
     /// Tables appended after the ones written here.
     pub tables: &'a str,
+    /// `[upstream] url`; `None`: `http://<backend>`.
+    pub upstream_url: Option<&'a str>,
+    /// Extra keys of `[upstream]` (e.g. `signing = "acs3"`).
+    pub upstream: &'a str,
+    /// Environment of the child; every inherited `ALIBABA_CLOUD_*` variable is removed
+    /// first, so the credential chain sees only what the test sets.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for ProxySettings<'_> {
@@ -106,6 +115,9 @@ impl Default for ProxySettings<'_> {
             listen: "",
             upstream_timeout_ms: 5000,
             tables: "",
+            upstream_url: None,
+            upstream: "",
+            env: &[],
         }
     }
 }
@@ -121,21 +133,27 @@ pub fn start_proxy_with(
         listen,
         upstream_timeout_ms,
         tables,
+        upstream_url,
+        upstream,
+        env,
     } = settings;
+    let url = upstream_url.map_or_else(|| format!("http://{backend}"), str::to_owned);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let config = format!(
         "account_id = \"1234567890123456\"\n{top}\n\
          [listen]\naddr = \"127.0.0.1:0\"\n{listen}\n[admin]\naddr = \"127.0.0.1:0\"\n\
-         [upstream]\nurl = \"http://{backend}\"\ntimeout_ms = {upstream_timeout_ms}\n\
+         [upstream]\nurl = \"{url}\"\ntimeout_ms = {upstream_timeout_ms}\n{upstream}\n\
          [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n{tables}\n",
         policy_dir.display()
     );
     let path = dir.path().join("ramgate.toml");
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    let process = Ramgate::start(
-        command(&["serve", "--config", &path.to_string_lossy()]),
-        &["proxy", "admin"],
-    );
+    let mut cmd = command(&["serve", "--config", &path.to_string_lossy()]);
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("ALIBABA_CLOUD_")) {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env.iter().copied());
+    let process = Ramgate::start(cmd, &["proxy", "admin"]);
     let (addr, admin) = (process.addr("proxy"), process.addr("admin"));
     Proxy {
         process,

@@ -40,28 +40,67 @@ pub fn verify(
     request: &ParsedRequest,
     now: i64,
 ) -> Result<PrincipalId, ApiError> {
-    let credentials = &request.credentials;
-    let claim = match (credentials.has_v3_signature(), credentials.has_v1_signature()) {
-        (true, true) => {
-            return Err(ApiError::Identity(
-                "the request carries both an Authorization header (V3) and a Signature parameter (RPC v1): sign it one way"
-                    .into(),
-            ))
-        }
-        (true, false) => v3::claim(headers, request)?,
-        (false, true) => v1::claim(request)?,
-        (false, false) => {
-            return Err(incomplete(
-                "AccessKeyId is given but the request is not signed: add an ACS3-HMAC-SHA256 Authorization header or the RPC Signature parameters",
-            ))
-        }
-    };
+    let claim = claim_of(headers, request)?;
     let key = access_key(snapshot, &claim.key_id)?;
-    let skew = Duration::from_secs(settings.max_clock_skew_secs);
+    check_claim(
+        &claim,
+        key.secret.expose(),
+        settings.max_clock_skew_secs,
+        replay,
+        now,
+    )?;
+    Ok(key.principal)
+}
+
+/// Verifies a request signed by the one AccessKey a service knows (the in-memory backend
+/// playing Alibaba Cloud, [`crate::backend`]), with the same checks, order and codes as
+/// [`verify`]: any other key id is 404 `InvalidAccessKeyId.NotFound`.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_single_key(
+    key_id: &str,
+    secret: &str,
+    max_clock_skew_secs: u64,
+    replay: &NonceCache,
+    headers: &HeaderMap,
+    request: &ParsedRequest,
+    now: i64,
+) -> Result<(), ApiError> {
+    let claim = claim_of(headers, request)?;
+    if claim.key_id != key_id {
+        return Err(key_not_found(&claim.key_id));
+    }
+    check_claim(&claim, secret, max_clock_skew_secs, replay, now)
+}
+
+/// The request's V3 or v1 claim.
+fn claim_of(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, ApiError> {
+    let credentials = &request.credentials;
+    match (credentials.has_v3_signature(), credentials.has_v1_signature()) {
+        (true, true) => Err(ApiError::Identity(
+            "the request carries both an Authorization header (V3) and a Signature parameter (RPC v1): sign it one way"
+                .into(),
+        )),
+        (true, false) => v3::claim(headers, request),
+        (false, true) => v1::claim(request),
+        (false, false) => Err(incomplete(
+            "AccessKeyId is given but the request is not signed: add an ACS3-HMAC-SHA256 Authorization header or the RPC Signature parameters",
+        )),
+    }
+}
+
+/// The timestamp, the signature under `secret`, then the nonce, in that order.
+fn check_claim(
+    claim: &Claim,
+    secret: &str,
+    max_clock_skew_secs: u64,
+    replay: &NonceCache,
+    now: i64,
+) -> Result<(), ApiError> {
+    let skew = Duration::from_secs(max_clock_skew_secs);
     let timestamp = check_time(claim.time_field, &claim.time, skew, now)?;
-    claim.check(key)?;
+    claim.check(secret)?;
     match replay.check_and_remember(&claim.key_id, &claim.nonce, timestamp, skew, now) {
-        Seen::New => Ok(key.principal),
+        Seen::New => Ok(()),
         Seen::Replayed => Err(ApiError::Signature {
             status: 400,
             code: "SignatureNonceUsed",
@@ -106,15 +145,14 @@ pub(super) enum Proof {
 
 impl Claim {
     /// Recomputes the signature with the key's secret and compares in constant time.
-    fn check(&self, key: &AccessKey) -> Result<(), ApiError> {
-        let secret = key.secret.expose();
+    fn check(&self, secret: &str) -> Result<(), ApiError> {
         let (ok, string_to_sign, extra) = match &self.proof {
             Proof::V3 {
                 canonical_request,
                 signature,
             } => {
-                let string_to_sign = v3::string_to_sign(canonical_request);
-                let ok = v3::matches(secret, &string_to_sign, signature);
+                let string_to_sign = crate::acs3::string_to_sign(canonical_request);
+                let ok = crate::acs3::matches(secret, &string_to_sign, signature);
                 (
                     ok,
                     string_to_sign,
@@ -145,11 +183,16 @@ fn access_key<'a>(snapshot: &'a Snapshot, id: &str) -> Result<&'a AccessKey, Api
         .directory
         .access_keys
         .get(id)
-        .ok_or_else(|| ApiError::Signature {
-            status: 404,
-            code: "InvalidAccessKeyId.NotFound",
-            message: format!("Specified access key is not found: {id:?} is not an access key of any principal of this account"),
-        })
+        .ok_or_else(|| key_not_found(id))
+}
+
+/// 404 `InvalidAccessKeyId.NotFound`.
+fn key_not_found(id: &str) -> ApiError {
+    ApiError::Signature {
+        status: 404,
+        code: "InvalidAccessKeyId.NotFound",
+        message: format!("Specified access key is not found: {id:?} is not an access key of any principal of this account"),
+    }
 }
 
 /// Parses an ISO 8601 UTC time (`2024-01-02T03:04:05Z`) and checks it is within `skew` of
