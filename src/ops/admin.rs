@@ -121,6 +121,7 @@ pub fn status(state: &State, draining: &Shutdown) -> serde_json::Value {
         "draining": draining.is_triggered(),
         "last_reload": state.reload.last_attempt(),
         "last_reload_error": state.reload.last_error(),
+        "cluster": state.cluster.as_ref().map(|c| c.status()),
     })
 }
 

@@ -30,8 +30,8 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Verifies the request's signature (V3 or v1) and returns the key's principal. `now` is
-/// Unix seconds: tests pass the time a vector was recorded at.
+/// Verifies the request's signature (V3 or v1) and claims its nonce in `replay`; returns
+/// the key's principal. `now` is Unix seconds: tests pass the time a vector was recorded at.
 pub fn verify(
     snapshot: &Snapshot,
     settings: &config::Identity,
@@ -40,6 +40,63 @@ pub fn verify(
     request: &ParsedRequest,
     now: i64,
 ) -> Result<PrincipalId, ApiError> {
+    let verified = verify_signature(snapshot, settings, headers, request, now)?;
+    let seen = replay.check_and_remember(
+        &verified.key_id,
+        &verified.nonce,
+        verified.timestamp,
+        verified.skew,
+        now,
+    );
+    verified.settle(seen)
+}
+
+/// A request whose signature verified, and whose nonce is still to be claimed (in this
+/// process, or in the replicas' shared store: `crate::cluster::NonceStore`).
+#[derive(Debug)]
+pub struct Verified {
+    pub principal: PrincipalId,
+    pub key_id: String,
+    pub nonce: String,
+    nonce_field: &'static str,
+    /// The request's signed time, Unix seconds.
+    pub timestamp: i64,
+    /// The clock-skew window in force.
+    pub skew: Duration,
+}
+
+impl Verified {
+    /// The request's principal if its nonce was new, else the refusal.
+    pub fn settle(self, seen: Seen) -> Result<PrincipalId, ApiError> {
+        match seen {
+            Seen::New => Ok(self.principal),
+            Seen::Replayed => Err(ApiError::Signature {
+                status: 400,
+                code: "SignatureNonceUsed",
+                message: format!(
+                    "Specified signature nonce was used already. {} {:?} was seen within the last {}s; send a fresh nonce with every request",
+                    self.nonce_field,
+                    self.nonce,
+                    self.skew.as_secs()
+                ),
+            }),
+            Seen::Full => Err(ApiError::Signature {
+                status: 503,
+                code: "ServiceUnavailable",
+                message: "too many signed requests within the replay window to remember their nonces; retry later".into(),
+            }),
+        }
+    }
+}
+
+/// Every check but the nonce: the signature's form, the key, the time, the signature.
+pub fn verify_signature(
+    snapshot: &Snapshot,
+    settings: &config::Identity,
+    headers: &HeaderMap,
+    request: &ParsedRequest,
+    now: i64,
+) -> Result<Verified, ApiError> {
     let credentials = &request.credentials;
     let claim = match (credentials.has_v3_signature(), credentials.has_v1_signature()) {
         (true, true) => {
@@ -60,24 +117,14 @@ pub fn verify(
     let skew = Duration::from_secs(settings.max_clock_skew_secs);
     let timestamp = check_time(claim.time_field, &claim.time, skew, now)?;
     claim.check(key)?;
-    match replay.check_and_remember(&claim.key_id, &claim.nonce, timestamp, skew, now) {
-        Seen::New => Ok(key.principal),
-        Seen::Replayed => Err(ApiError::Signature {
-            status: 400,
-            code: "SignatureNonceUsed",
-            message: format!(
-                "Specified signature nonce was used already. {} {:?} was seen within the last {}s; send a fresh nonce with every request",
-                claim.nonce_field,
-                claim.nonce,
-                skew.as_secs()
-            ),
-        }),
-        Seen::Full => Err(ApiError::Signature {
-            status: 503,
-            code: "ServiceUnavailable",
-            message: "too many signed requests within the replay window to remember their nonces; retry later".into(),
-        }),
-    }
+    Ok(Verified {
+        principal: key.principal,
+        key_id: claim.key_id,
+        nonce: claim.nonce,
+        nonce_field: claim.nonce_field,
+        timestamp,
+        skew,
+    })
 }
 
 /// What a request claims, ready to be checked against a key's secret.
