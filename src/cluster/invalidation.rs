@@ -71,10 +71,10 @@ pub(super) async fn subscribe(cluster: Arc<Cluster>, metadata: MetadataClient, s
                 ever_subscribed = true;
                 cluster.set_subscribed(true);
                 let lost = listen(&cluster, &metadata, pubsub, &shutdown).await;
-                cluster.set_subscribed(false);
                 if let Some(why) = lost {
                     cluster.failed(&format!("the invalidation subscription was lost: {why}"));
                 }
+                cluster.set_subscribed(false);
             }
             Ok(Err(e)) => cluster.failed(&format!("cannot subscribe: {e}")),
             Err(_) => cluster.failed(&format!(
