@@ -426,4 +426,36 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.0[0].position.line, 2);
     }
+
+    #[test]
+    fn cluster_settings_have_defaults_and_are_checked() {
+        let c = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
+        )
+        .unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.key_prefix, "ramgate:");
+        assert_eq!(cluster.channel, "ramgate:invalidate");
+        assert_eq!(cluster.on_unavailable, OnUnavailable::Deny);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"rediss://r:6379\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.0[0].position.line, e.0[0].position.column), (3, 1));
+        assert!(e.0[0].message.contains("redis_url"), "{}", e.0[0].message);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"redis://r\"\non_unavailable = \"open\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 4);
+        assert!(e.0[0].message.contains("deny"), "{}", e.0[0].message);
+        assert!(Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\non_unavailable = \"local\"\n",
+        )
+        .is_err());
+    }
 }
