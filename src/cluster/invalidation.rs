@@ -109,8 +109,8 @@ async fn listen(
                 };
                 if let Ok(message) = serde_json::from_slice::<Message>(&payload) {
                     if message.from != cluster.replica {
-                        crate::ops::metrics::cluster_invalidation("received");
                         metadata.invalidate(&message.ids).await;
+                        crate::ops::metrics::cluster_invalidation("received");
                     }
                 }
             }
