@@ -44,7 +44,9 @@ return {0, tonumber(oldest[2]) + window - now}
 pub(crate) enum Verdict {
     Admit,
     /// Over quota; one more request would be admitted in this many milliseconds.
-    Refuse { retry_after_ms: u64 },
+    Refuse {
+        retry_after_ms: u64,
+    },
 }
 
 /// The counters: in Redis with `[cluster]`, else (and while it is unreachable) here.
@@ -155,7 +157,10 @@ mod tests {
             .await
         {
             Verdict::Refuse { retry_after_ms } => {
-                assert!((1..=WINDOW_MS).contains(&retry_after_ms), "{retry_after_ms}")
+                assert!(
+                    (1..=WINDOW_MS).contains(&retry_after_ms),
+                    "{retry_after_ms}"
+                )
             }
             Verdict::Admit => panic!("the fourth request was admitted"),
         }

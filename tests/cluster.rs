@@ -228,7 +228,10 @@ async fn replicas_share_nonces_invalidations_and_quotas() {
         counted += value(
             &text,
             "ramgate_requests_total",
-            &[("action", "DescribeContainerGroups"), ("decision", "throttled")],
+            &[
+                ("action", "DescribeContainerGroups"),
+                ("decision", "throttled"),
+            ],
         );
         assert!(value(&text, "ramgate_cluster_connected", &[]) == 1.0);
     }
@@ -274,7 +277,10 @@ async fn outage(on_unavailable: &str) -> Option<Cluster> {
             let signed = signed_log_call(&id);
             assert_eq!(send(replica, &signed).await.0, 200);
             let (code, body) = send(replica, &signed).await;
-            assert_eq!((code, &body["Code"]), (400, &Value::from("SignatureNonceUsed")));
+            assert_eq!(
+                (code, &body["Code"]),
+                (400, &Value::from("SignatureNonceUsed"))
+            );
         }
         // Header identities go on.
         assert_eq!(log_as_liumi(replica, &id).await, 200);

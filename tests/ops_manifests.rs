@@ -227,10 +227,7 @@ fn the_gateway_runs_three_replicas_sharing_its_redis() {
     assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
     assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
     let cluster = config.cluster.expect("the gateway has a [cluster]");
-    assert_eq!(
-        cluster.on_unavailable,
-        ramgate::config::OnUnavailable::Deny
-    );
+    assert_eq!(cluster.on_unavailable, ramgate::config::OnUnavailable::Deny);
 
     // redis_url names the Redis Service and its port, which select the StatefulSet's pod.
     let redis_service = find(&docs, "Service", "ramgate-redis");

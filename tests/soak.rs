@@ -186,7 +186,10 @@ fn sources(world: &World) -> Vec<(PathBuf, String)> {
 
 /// The AccessKey id and secret of `caller` (`root` or a user).
 fn key_of(caller: &str) -> (String, String) {
-    (format!("LTAIsoak{caller}"), format!("soak-secret-of-{caller}"))
+    (
+        format!("LTAIsoak{caller}"),
+        format!("soak-secret-of-{caller}"),
+    )
 }
 
 /// Writes `world` into `dir`, each file atomically (a dot-named temporary, then a rename;
@@ -374,7 +377,8 @@ async fn call(
         let (status, _, body) = support::request_json(proxy, "GET", &path, &[], "").await;
         let (status, body) = (status.as_u16(), body);
         if rng.chance(8) && verdict(status, &body) != Verdict::Failed {
-            let other = shared.proxies[(replica + 1 + rng.below(shared.proxies.len())) % shared.proxies.len()];
+            let other = shared.proxies
+                [(replica + 1 + rng.below(shared.proxies.len())) % shared.proxies.len()];
             let (again, _, answer) = support::request_json(other, "GET", &path, &[], "").await;
             let what = || format!("replay of {caller} {action} {params:?}: {again} {answer}");
             if again == 400 && answer["Code"] == "SignatureNonceUsed" {
@@ -782,7 +786,9 @@ async fn received(admins: &[SocketAddr]) -> Vec<f64> {
         let text = String::from_utf8_lossy(&text);
         counts.push(
             text.lines()
-                .find(|l| l.starts_with("ramgate_cluster_invalidations_total{direction=\"received\"}"))
+                .find(|l| {
+                    l.starts_with("ramgate_cluster_invalidations_total{direction=\"received\"}")
+                })
                 .and_then(|l| l.rsplit(' ').next()?.parse().ok())
                 .unwrap_or(0.0),
         );
@@ -907,7 +913,10 @@ async fn run(replicas: usize) {
     write_world(policies.path(), &world);
     let redis = (replicas > 1).then(RedisServer::start);
     let cluster = redis.as_ref().map_or(String::new(), |r| {
-        format!("[cluster]\nredis_url = \"{}\"\non_unavailable = \"deny\"\n", r.url())
+        format!(
+            "[cluster]\nredis_url = \"{}\"\non_unavailable = \"deny\"\n",
+            r.url()
+        )
     });
     let proxies: Vec<support::Proxy> = (0..replicas)
         .map(|_| {
@@ -979,7 +988,10 @@ async fn run(replicas: usize) {
             retag(&shared, &admins, &mut phase, &mut rng).await;
         }
         // Once, half-way: Redis killed and restarted with requests in flight.
-        if let Some(redis) = redis.as_mut().filter(|_| !redis_restarted && started.elapsed() >= duration / 2) {
+        if let Some(redis) = redis
+            .as_mut()
+            .filter(|_| !redis_restarted && started.elapsed() >= duration / 2)
+        {
             redis_restarted = true;
             shared.restarts.0.fetch_add(1, Ordering::SeqCst);
             redis.kill();
@@ -1055,7 +1067,7 @@ async fn run(replicas: usize) {
     report(
         &mut report_file,
         &format!(
-            "soak: {replicas} replica(s): {} signed requests, {} replays refused by another replica, {} retags ({} not heard of by every replica within 1 s), {} Redis restarts",
+            "soak: {replicas} replica(s): {} signed requests, {} replays refused (by another replica when there are several), {} retags ({} not heard of by every replica within 1 s), {} Redis restarts",
             g(&t.signed),
             g(&t.replays_refused),
             g(&t.retags),

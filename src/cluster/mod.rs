@@ -36,10 +36,7 @@ pub(crate) const TIMEOUT: Duration = Duration::from_millis(250);
 pub(crate) fn check_redis_url(url: &str) -> Result<(), String> {
     use redis::IntoConnectionInfo;
     if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
-        return Err(format!(
-            "{:?} does not start with redis://",
-            redacted(url)
-        ));
+        return Err(format!("{:?} does not start with redis://", redacted(url)));
     }
     url.into_connection_info()
         .map(|_| ())

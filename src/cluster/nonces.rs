@@ -40,11 +40,7 @@ impl NonceStore {
 
     /// Claims the nonce of a verified request signed at `verified.timestamp`; `now` is
     /// Unix seconds. Fails (503) when Redis could not be asked and `on_unavailable = "deny"`.
-    pub(crate) async fn claim(
-        &self,
-        verified: &Verified,
-        now: i64,
-    ) -> Result<Seen, ApiError> {
+    pub(crate) async fn claim(&self, verified: &Verified, now: i64) -> Result<Seen, ApiError> {
         let remember = |local: &NonceCache| {
             local.check_and_remember(
                 &verified.key_id,
@@ -62,10 +58,7 @@ impl NonceStore {
         if seen_here != Seen::New {
             return Ok(seen_here);
         }
-        let key = cluster.key(format_args!(
-            "nonce:{}:{}",
-            verified.key_id, verified.nonce
-        ));
+        let key = cluster.key(format_args!("nonce:{}:{}", verified.key_id, verified.nonce));
         let expiry_ms = u64::try_from(verified.skew.as_millis().saturating_mul(2))
             .unwrap_or(u64::MAX)
             .max(1);

@@ -99,7 +99,9 @@ impl Builder<'_> {
             self.error(
                 &entry.actions,
                 "a quota must name at least one action",
-                Some("e.g. actions = [\"DescribeContainerLog\"], or [\"*\"] for every action".into()),
+                Some(
+                    "e.g. actions = [\"DescribeContainerLog\"], or [\"*\"] for every action".into(),
+                ),
             );
             ok = false;
         }

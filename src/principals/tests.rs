@@ -326,15 +326,20 @@ fn quota_mistakes_are_located() {
             .map(|i| i as u32 + 1)
             .unwrap()
     };
-    let found: Vec<(u32, &str)> = e
-        .0
-        .iter()
-        .map(|d| (d.position.line, d.message.as_str()))
-        .collect();
+    let found: Vec<(u32, &str)> =
+        e.0.iter()
+            .map(|d| (d.position.line, d.message.as_str()))
+            .collect();
     assert_eq!(found.len(), 4, "{found:?}");
     assert_eq!(found[0].0, line("user/nobody"));
-    assert!(found[0].1.contains("\"user/nobody\" is not declared"), "{found:?}");
-    assert!(found[1].1.contains("\"group/x\" does not name a principal"), "{found:?}");
+    assert!(
+        found[0].1.contains("\"user/nobody\" is not declared"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].1.contains("\"group/x\" does not name a principal"),
+        "{found:?}"
+    );
     assert_eq!(found[2].0, line("DescribeContainerLogs"));
     assert!(found[2].1.contains("not an ECI action"), "{found:?}");
     assert_eq!(found[3].0, line("per_minute = 0"));
@@ -349,7 +354,8 @@ fn quota_mistakes_are_located() {
         + 1;
     assert_eq!(e.0[0].position.column, column);
     // A misspelt field is the toml crate's error, located too.
-    let source = format!("{GOOD}\n[[quotas]]\nprincipal = [\"root\"]\nactions = [\"*\"]\nper_minute = 1\n");
+    let source =
+        format!("{GOOD}\n[[quotas]]\nprincipal = [\"root\"]\nactions = [\"*\"]\nper_minute = 1\n");
     let e = load(Path::new("principals.toml"), &source, &names()).unwrap_err();
     assert!(e.0[0].message.contains("principal"), "{:?}", e.0);
     assert!(e.0[0].position.line > 1);

@@ -177,7 +177,15 @@ async fn process(
         let seen = state.nonces.claim(&verified, now.as_secs() as i64).await?;
         verified.settle(seen)?;
     }
-    quota(state, &snapshot, identity.principal, parsed.canonical.action.name, request_id, facts).await?;
+    quota(
+        state,
+        &snapshot,
+        identity.principal,
+        parsed.canonical.action.name,
+        request_id,
+        facts,
+    )
+    .await?;
     let arn = snapshot
         .directory
         .arn(&snapshot.account.id, identity.principal);
@@ -295,7 +303,8 @@ async fn quota(
         crate::quota::Verdict::Refuse { retry_after_ms } => {
             facts.outcome = Some(Outcome::Throttled);
             if facts.logged {
-                facts.reason = format!("throttled: over the quota of {limit} {action} per minute for {name}");
+                facts.reason =
+                    format!("throttled: over the quota of {limit} {action} per minute for {name}");
             }
             Err(ApiError::Throttled { retry_after_ms })
         }

@@ -8,8 +8,8 @@ mod outcome;
 
 pub use handler::handle;
 
-use crate::config::{Config, Mode};
 use crate::cluster::{Cluster, NonceStore};
+use crate::config::{Config, Mode};
 use crate::identity::Peer;
 use crate::metadata::MetadataClient;
 use crate::net::tls::{TlsAcceptor, TlsMeta};

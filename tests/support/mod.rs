@@ -525,8 +525,7 @@ pub fn signed_v1_query(params: &[(&str, &str)], key_id: &str, secret: &str) -> S
     let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(format!("{secret}&").as_bytes())
         .unwrap_or_else(|e| panic!("HMAC key: {e}"));
     mac.update(string_to_sign.as_bytes());
-    let signature =
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     format!("{canonical}&{}", encode(&[("Signature", &signature)]))
 }
 
