@@ -177,15 +177,6 @@ async fn process(
         let seen = state.nonces.claim(&verified, now.as_secs() as i64).await?;
         verified.settle(seen)?;
     }
-    quota(
-        state,
-        &snapshot,
-        identity.principal,
-        parsed.canonical.action.name,
-        request_id,
-        facts,
-    )
-    .await?;
     let arn = snapshot
         .directory
         .arn(&snapshot.account.id, identity.principal);
@@ -195,6 +186,15 @@ async fn process(
         facts.ids = canonical.ids.clone();
         facts.group = canonical.resource_group.clone();
     }
+    quota(
+        state,
+        &snapshot,
+        identity.principal,
+        canonical.action.name,
+        request_id,
+        facts,
+    )
+    .await?;
 
     let metas = lookup(&state.metadata, &canonical.ids).await?;
     let meta_refs: Vec<Option<&ContainerGroupMeta>> = metas.iter().map(|m| m.as_deref()).collect();
@@ -302,6 +302,8 @@ async fn quota(
         crate::quota::Verdict::Admit => Ok(()),
         crate::quota::Verdict::Refuse { retry_after_ms } => {
             facts.outcome = Some(Outcome::Throttled);
+            // Logged like a decision: the caller was identified and refused.
+            facts.decided = true;
             if facts.logged {
                 facts.reason =
                     format!("throttled: over the quota of {limit} {action} per minute for {name}");
