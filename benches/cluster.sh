@@ -70,20 +70,7 @@ EOF
 
 start_ramgate() {
   local name=$1 cluster=$2
-  cat >"$TMP/$name.toml" <<EOF
-account_id = "1234567890123456"
-[listen]
-addr = "127.0.0.1:0"
-[admin]
-addr = "127.0.0.1:0"
-[upstream]
-url = "http://$BACKEND"
-[policy]
-dir = "$TMP/policies"
-[log]
-decisions = "off"
-$cluster
-EOF
+  ramgate_config "$TMP/$name.toml" "$TMP/policies" "$cluster"
   taskset -c "$PROXY_CPU" "$RAMGATE_BIN" serve --config "$TMP/$name.toml" >"$TMP/$name.log" 2>&1 &
   PIDS+=("$!")
   eval "${name}_PID=$!"

@@ -41,20 +41,11 @@ impl NonceStore {
     /// Claims the nonce of a verified request signed at `verified.timestamp`; `now` is
     /// Unix seconds. Fails (503) when Redis could not be asked and `on_unavailable = "deny"`.
     pub(crate) async fn claim(&self, verified: &Verified, now: i64) -> Result<Seen, ApiError> {
-        let remember = |local: &NonceCache| {
-            local.check_and_remember(
-                &verified.key_id,
-                &verified.nonce,
-                verified.timestamp,
-                verified.skew,
-                now,
-            )
-        };
         let (cluster, local) = match self {
-            NonceStore::Local(local) => return Ok(remember(local)),
+            NonceStore::Local(local) => return Ok(verified.claim_in(local, now)),
             NonceStore::Shared { cluster, local } => (cluster, local),
         };
-        let seen_here = remember(local);
+        let seen_here = verified.claim_in(local, now);
         if seen_here != Seen::New {
             return Ok(seen_here);
         }

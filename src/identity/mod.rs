@@ -53,13 +53,7 @@ pub fn resolve(
 ) -> Result<Identity, ApiError> {
     let (identity, unclaimed) = resolve_unclaimed(snapshot, settings, peer, headers, request, now)?;
     if let Some(verified) = unclaimed {
-        let seen = replay.check_and_remember(
-            &verified.key_id,
-            &verified.nonce,
-            verified.timestamp,
-            verified.skew,
-            now,
-        );
+        let seen = verified.claim_in(replay, now);
         verified.settle(seen)?;
     }
     Ok(identity)

@@ -41,13 +41,7 @@ pub fn verify(
     now: i64,
 ) -> Result<PrincipalId, ApiError> {
     let verified = verify_signature(snapshot, settings, headers, request, now)?;
-    let seen = replay.check_and_remember(
-        &verified.key_id,
-        &verified.nonce,
-        verified.timestamp,
-        verified.skew,
-        now,
-    );
+    let seen = verified.claim_in(replay, now);
     verified.settle(seen)
 }
 
@@ -66,6 +60,11 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// Claims the nonce in this process's `cache` (`now`: Unix seconds).
+    pub fn claim_in(&self, cache: &NonceCache, now: i64) -> Seen {
+        cache.check_and_remember(&self.key_id, &self.nonce, self.timestamp, self.skew, now)
+    }
+
     /// The request's principal if its nonce was new, else the refusal.
     pub fn settle(self, seen: Seen) -> Result<PrincipalId, ApiError> {
         match seen {
