@@ -12,8 +12,10 @@
 //!   about half a second earlier: a change made anywhere governs it within one second.
 //! * When the subscription comes back, the cache is dropped once more (messages published
 //!   while it was down are lost to it), and only then is the replica "connected" again.
-//! * A subscription that stops answering `PING` within [`super::TIMEOUT`] counts as lost:
-//!   a Redis that vanished without closing the connection is noticed within about a second.
+//! * A subscription that stops answering `PING` (sent every second) within [`PING_TIMEOUT`]
+//!   counts as lost: a Redis that vanished without closing the connection (a network
+//!   partition) is noticed within three seconds, and the one-second bound above holds from
+//!   then on. A Redis that stopped or restarted closes the connection: noticed at once.
 //!
 //! Messages are JSON, `{"from":"<replica>","ids":[...]}`; a replica skips its own (its
 //! cache was updated by the write itself) and anything it cannot read.
@@ -30,8 +32,9 @@ use tokio::sync::mpsc;
 
 /// How often an unsubscribed replica drops its cache, and retries subscribing.
 const DISTRUST_EVERY: Duration = Duration::from_millis(250);
-/// How often a live subscription is checked with `PING`.
+/// How often a live subscription is checked with `PING`, and how long the answer may take.
 const PING_EVERY: Duration = Duration::from_secs(1);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Serialize, Deserialize)]
 struct Message {
@@ -45,12 +48,18 @@ pub(super) async fn subscribe(cluster: Arc<Cluster>, metadata: MetadataClient, s
     while !shutdown.is_triggered() {
         // Not subscribed: nothing cached before now can be trusted for long.
         metadata.invalidate_all();
-        let connected = tokio::time::timeout(TIMEOUT, async {
+        let mut connecting = std::pin::pin!(tokio::time::timeout(TIMEOUT, async {
             let mut pubsub = cluster.client.get_async_pubsub().await?;
             pubsub.subscribe(&cluster.settings.channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
+        }));
+        // Still distrusting while the attempt takes its time (an unanswering Redis).
+        let connected = loop {
+            tokio::select! {
+                attempt = &mut connecting => break attempt,
+                _ = tokio::time::sleep(DISTRUST_EVERY) => metadata.invalidate_all(),
+            }
+        };
         match connected {
             Ok(Ok(pubsub)) => {
                 if ever_subscribed {
@@ -69,6 +78,9 @@ pub(super) async fn subscribe(cluster: Arc<Cluster>, metadata: MetadataClient, s
                     );
                 }
                 ever_subscribed = true;
+                // The command connection may still hold a socket to the Redis that went
+                // away: one PING makes it reconnect before requests rely on it.
+                cluster.warm_up().await;
                 cluster.set_subscribed(true);
                 let lost = listen(&cluster, &metadata, pubsub, &shutdown).await;
                 if let Some(why) = lost {
@@ -115,10 +127,10 @@ async fn listen(
                 }
             }
             _ = ping.tick() => {
-                match tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await {
+                match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Some(format!("PING failed: {e}")),
-                    Err(_) => return Some(format!("no answer to PING within {} ms", TIMEOUT.as_millis())),
+                    Err(_) => return Some(format!("no answer to PING within {} ms", PING_TIMEOUT.as_millis())),
                 }
             }
             _ = shutdown.wait() => return None,
