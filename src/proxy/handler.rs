@@ -1,5 +1,7 @@
-//! One request, start to finish: body limit → parse (400/404/413) → identity (401) →
-//! metadata (503) → decision (403, or a silent empty list) → forward (502/504) → filter.
+//! One request, start to finish: body limit → parse (400/404/413) → identity (401; a
+//! signed request's nonce claimed in the nonce store, 503 when a shared store cannot be
+//! asked) → quota (400 `Throttling.User`) → metadata (503) → decision (403, or a silent
+//! empty list) → forward (502/504; writes publish their ids to the other replicas) → filter.
 //! Every failure returns before anything is forwarded.
 
 use super::outcome::Outcome;

@@ -1,7 +1,8 @@
 //! `ramgate serve`: the enforcing proxy. [`State`] holds what every request reads (the
 //! configuration, the current policy snapshot behind one `arc-swap`, the metadata client,
-//! the upstream pool); [`handler`] runs one request through identity → parsing → metadata
-//! → decision → forward → filtering; [`run`] wires the listeners, reload and shutdown.
+//! the upstream pool, the nonce store and quota counters, `[cluster]`'s link to Redis);
+//! [`handler`] runs one request through parsing → identity → quota → metadata → decision →
+//! forward → filtering; [`run`] wires the listeners, reload and shutdown.
 
 mod handler;
 mod outcome;
