@@ -136,7 +136,8 @@ async fn untag_env(replica: &Proxy, id: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// Every replica refuses liumi on `id` within [`WITHIN`] of `since`.
+/// Every replica refuses liumi on `id` within [`WITHIN`] of `since` (when the retag was
+/// answered).
 async fn all_refuse_within(replicas: &[Proxy], id: &str, since: Instant) {
     for (i, replica) in replicas.iter().enumerate() {
         let refused = eventually(WITHIN, || async {
@@ -177,8 +178,8 @@ async fn replicas_share_nonces_invalidations_and_quotas() {
     for replica in &c.replicas {
         assert_eq!(log_as_liumi(replica, &id).await, 200);
     }
-    let untagged_at = Instant::now();
     untag_env(&c.replicas[0], &id).await;
+    let untagged_at = Instant::now();
     all_refuse_within(&c.replicas, &id, untagged_at).await;
 
     // A quota of 7 a minute over three replicas: 7 served, the rest throttled, and the
@@ -287,8 +288,8 @@ async fn outage(on_unavailable: &str) -> Option<Cluster> {
     }
 
     // A retag made while Redis is down is still respected within a second everywhere.
-    let untagged_at = Instant::now();
     untag_env(&c.replicas[1], &id).await;
+    let untagged_at = Instant::now();
     all_refuse_within(&c.replicas, &id, untagged_at).await;
 
     // Redis back: signed requests are served again within a few seconds, and each replica
