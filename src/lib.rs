@@ -29,7 +29,8 @@
 //! Around it: `cluster` (`[cluster]`: nonces, cache invalidations and quota counters
 //! shared by replicas through Redis), [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload
 //! and the directory watch, decision log, allocator settings and heap trim), [`backend`]
-//! (the in-memory ECI service), [`demo`], [`cli`] (`check`, `explain`).
+//! (the in-memory ECI service), [`demo`], [`cli`] (`check`, `explain`, `test`, `who-can`:
+//! the last three decide through the planner the proxy calls, via `cli::hypothetical`).
 
 pub mod backend;
 pub mod catalogue;
