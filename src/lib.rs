@@ -7,7 +7,10 @@
 //! * [`net`] — listeners: bind, accept, connection limit, graceful drain, [`net::Shutdown`].
 //! * [`request`] — both wire dialects parsed once into a [`request::CanonicalRequest`],
 //!   using the action [`catalogue`]; credentials set apart.
-//! * [`identity`] — who is calling: trusted header, AccessKey signature, client certificate.
+//! * [`identity`] — who is calling: trusted header, AccessKey signature, client certificate
+//!   (a signed request's nonce claimed in `cluster`'s nonce store).
+//! * `quota` — the caller's `[[quotas]]` limit per action and rolling minute (400
+//!   `Throttling.User`).
 //! * [`metadata`] — the cached lookup of container groups' resource group and tags.
 //! * [`decision`] — the pure engine: SPEC §3's rules over a [`snapshot::Snapshot`], giving a
 //!   [`decision::Plan`] (forward, deny, silent empty) with its reason.
@@ -26,7 +29,8 @@
 //! * [`config`] — `ramgate.toml`; [`diagnostics`] — file:line:column problems with hints.
 //! * [`model`] — tags and container-group facts shared by engine, cache and backend.
 //!
-//! Around it: [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload
+//! Around it: `cluster` (`[cluster]`: nonces, cache invalidations and quota counters
+//! shared by replicas through Redis), [`proxy`] (the service and `serve`), [`ops`] (metrics, admin listener, reload
 //! and the directory watch, decision log, allocator settings and heap trim), [`backend`]
 //! (the in-memory ECI service, which in cloud mode plays Alibaba Cloud: HTTPS, signed calls
 //! only), [`demo`], [`cli`] (`check`, `explain`, `test`, `who-can`: the last three decide
@@ -36,6 +40,7 @@ pub mod acs3;
 pub mod backend;
 pub mod catalogue;
 pub mod cli;
+pub(crate) mod cluster;
 pub mod config;
 pub mod decision;
 pub mod demo;
@@ -49,6 +54,7 @@ pub mod ops;
 pub mod policy;
 pub mod principals;
 pub mod proxy;
+pub(crate) mod quota;
 pub mod request;
 pub mod response;
 pub mod snapshot;

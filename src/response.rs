@@ -60,6 +60,12 @@ pub enum ApiError {
         "ramgate has no valid credential to call Alibaba Cloud with, so nothing was sent: {0}"
     )]
     NoUpstreamCredential(String),
+    /// `[cluster] on_unavailable = "deny"` and Redis could not be asked about a nonce.
+    #[error("The shared nonce store (Redis) is unreachable ({0}), so the request's nonce cannot be checked against the other replicas; retry later.")]
+    NonceStoreUnavailable(String),
+    /// Over the caller's `[[quotas]]` limit (SPEC §9).
+    #[error("Request was denied due to user flow control.")]
+    Throttled { retry_after_ms: u64 },
 }
 
 impl From<crate::metadata::LookupError> for ApiError {
@@ -98,6 +104,8 @@ impl ApiError {
             ApiError::BadGateway(_) => 502,
             ApiError::MetadataUnavailable(_) | ApiError::NoUpstreamCredential(_) => 503,
             ApiError::GatewayTimeout(_) => 504,
+            ApiError::NonceStoreUnavailable(_) => 503,
+            ApiError::Throttled { .. } => 400,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -116,6 +124,8 @@ impl ApiError {
                 "ServiceUnavailable"
             }
             ApiError::GatewayTimeout(_) => "GatewayTimeout",
+            ApiError::NonceStoreUnavailable(_) => "ServiceUnavailable",
+            ApiError::Throttled { .. } => "Throttling.User",
         }
     }
 
@@ -142,7 +152,14 @@ impl ApiError {
                 "PolicyType": reason.policy_type().as_str(),
             });
         }
-        json_response(self.status(), request_id, body.to_string().into())
+        let mut response = json_response(self.status(), request_id, body.to_string().into());
+        if let ApiError::Throttled { retry_after_ms } = self {
+            // What newer SDKs read as "throttled, retry after this many milliseconds".
+            response
+                .headers_mut()
+                .insert("x-acs-retry-after", HeaderValue::from(retry_after_ms));
+        }
+        response
     }
 }
 
@@ -216,6 +233,19 @@ mod tests {
             PolicyType::ResourceGroupLevelIdentityBasedPolicy.as_str()
         );
         assert_eq!(v["AccessDeniedDetail"]["AuthPrincipalDisplayName"], "test");
+    }
+
+    #[tokio::test]
+    async fn throttling_is_alibabas_with_a_retry_after() {
+        let r = ApiError::Throttled {
+            retry_after_ms: 1500,
+        }
+        .into_response("req-2");
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()["x-acs-retry-after"], "1500");
+        let v = body_of(r).await;
+        assert_eq!(v["Code"], "Throttling.User");
+        assert_eq!(v["Message"], "Request was denied due to user flow control.");
     }
 
     #[tokio::test]

@@ -278,6 +278,88 @@ fn the_rrsa_example_signs_with_the_role_of_its_projected_token() {
     );
 }
 
+/// The gateway of `config/k8s/gateway.yaml`: three replicas sharing the Redis it ships,
+/// a disruption budget that keeps a majority serving, and the Service in front.
+#[test]
+fn the_gateway_runs_three_replicas_sharing_its_redis() {
+    let docs = k8s_documents();
+    let deployment = find(&docs, "Deployment", "ramgate-gateway");
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(3));
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&deployment["spec"]["selector"]["matchLabels"], labels);
+    let container = ramgate_container(deployment);
+    let config_dir = mount_of(deployment, "ramgate-gateway-config");
+    let config_path = format!("{config_dir}/ramgate.toml");
+    let args: Vec<&str> = list(&container["args"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
+    assert_eq!(
+        mount_of(deployment, "ramgate-policies"),
+        "/etc/ramgate/policies"
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"].as_str(), Some(path));
+        assert_eq!(port_number(&get["port"], container), ADMIN_PORT);
+    }
+
+    let toml = find(&docs, "ConfigMap", "ramgate-gateway-config")["data"]["ramgate.toml"]
+        .as_str()
+        .expect("ramgate.toml in the ConfigMap");
+    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
+        .unwrap_or_else(|e| panic!("the gateway's ramgate.toml: {e}"));
+    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
+    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
+    let cluster = config.cluster.expect("the gateway has a [cluster]");
+    assert_eq!(cluster.on_unavailable, ramgate::config::OnUnavailable::Deny);
+
+    // redis_url names the Redis Service and its port, which select the StatefulSet's pod.
+    let redis_service = find(&docs, "Service", "ramgate-redis");
+    let statefulset = find(&docs, "StatefulSet", "ramgate-redis");
+    assert_eq!(
+        statefulset["spec"]["serviceName"].as_str(),
+        Some("ramgate-redis")
+    );
+    assert_eq!(
+        &redis_service["spec"]["selector"],
+        &statefulset["spec"]["template"]["metadata"]["labels"]
+    );
+    let redis_container = &list(&statefulset["spec"]["template"]["spec"]["containers"])[0];
+    let redis_port = port_number(
+        &list(&redis_service["spec"]["ports"])[0]["targetPort"],
+        redis_container,
+    );
+    let service_port = list(&redis_service["spec"]["ports"])[0]["port"]
+        .as_u64()
+        .expect("a port");
+    assert_eq!(redis_port, 6379);
+    assert!(
+        cluster
+            .redis_url
+            .starts_with(&format!("redis://ramgate-redis:{service_port}/")),
+        "{}",
+        cluster.redis_url
+    );
+
+    // At most one replica down for voluntary disruptions, and it selects the gateway.
+    let budget = find(&docs, "PodDisruptionBudget", "ramgate-gateway");
+    assert_eq!(&budget["spec"]["selector"]["matchLabels"], labels);
+    let min_available = budget["spec"]["minAvailable"]
+        .as_u64()
+        .expect("minAvailable");
+    assert!((2..3).contains(&min_available), "{min_available}");
+
+    let service = find(&docs, "Service", "ramgate-gateway");
+    assert_eq!(&service["spec"]["selector"], labels);
+    let targets: Vec<u64> = list(&service["spec"]["ports"])
+        .iter()
+        .map(|p| port_number(&p["targetPort"], container))
+        .collect();
+    assert_eq!(targets, [PROXY_PORT], "the Service exposes the proxy only");
+}
+
 #[test]
 fn the_dockerfile_exposes_the_real_ports() {
     let text = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");

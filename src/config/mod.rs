@@ -38,6 +38,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub shutdown: Shutdown,
+    /// `[cluster]`: replicas sharing nonces, cache invalidations and quotas through Redis
+    /// (SPEC §9). Absent: everything stays in this process.
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +154,39 @@ pub struct Shutdown {
     pub grace_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// `redis://[user:password@]host:port/db`; the password never appears in logs or
+    /// `/v1/status`.
+    pub redis_url: String,
+    #[serde(default = "defaults::key_prefix")]
+    pub key_prefix: String,
+    #[serde(default = "defaults::channel")]
+    pub channel: String,
+    #[serde(default = "defaults::on_unavailable")]
+    pub on_unavailable: OnUnavailable,
+}
+
+/// What signed requests get while Redis cannot be reached (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnUnavailable {
+    /// 503 `ServiceUnavailable`: a nonce that could not be claimed is never accepted.
+    Deny,
+    /// Nonces are remembered by this process alone until Redis is back.
+    Local,
+}
+
+impl OnUnavailable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnavailable::Deny => "deny",
+            OnUnavailable::Local => "local",
+        }
+    }
+}
+
 mod defaults {
     use super::*;
     pub fn region() -> String {
@@ -158,6 +194,15 @@ mod defaults {
     }
     pub fn mode() -> Mode {
         Mode::Enforce
+    }
+    pub fn key_prefix() -> String {
+        "ramgate:".into()
+    }
+    pub fn channel() -> String {
+        "ramgate:invalidate".into()
+    }
+    pub fn on_unavailable() -> OnUnavailable {
+        OnUnavailable::Deny
     }
     pub fn addr(s: &str) -> SocketAddr {
         s.parse()
@@ -354,6 +399,22 @@ impl Config {
                 "e.g. header = \"x-ramgate-principal\"",
             );
         }
+        if let Some(cluster) = &config.cluster {
+            if let Err(why) = crate::cluster::check_redis_url(&cluster.redis_url) {
+                problem(
+                    "redis_url",
+                    format!("[cluster] redis_url is not usable: {why}"),
+                    "e.g. redis_url = \"redis://127.0.0.1:6379/0\" (rediss:// is not supported)",
+                );
+            }
+            if cluster.channel.is_empty() {
+                problem(
+                    "channel",
+                    "[cluster] channel must not be empty".into(),
+                    "remove the line to use the default \"ramgate:invalidate\"",
+                );
+            }
+        }
         for (field, value) in [
             ("max_body_bytes", config.listen.max_body_bytes as u64),
             ("max_connections", config.listen.max_connections as u64),
@@ -482,5 +543,37 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.0[0].position.line, 5);
         assert!(e.0[0].message.contains("vault"), "{}", e.0[0].message);
+    }
+
+    #[test]
+    fn cluster_settings_have_defaults_and_are_checked() {
+        let c = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
+        )
+        .unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.key_prefix, "ramgate:");
+        assert_eq!(cluster.channel, "ramgate:invalidate");
+        assert_eq!(cluster.on_unavailable, OnUnavailable::Deny);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"rediss://r:6379\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.0[0].position.line, e.0[0].position.column), (3, 1));
+        assert!(e.0[0].message.contains("redis_url"), "{}", e.0[0].message);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"redis://r\"\non_unavailable = \"open\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 4);
+        assert!(e.0[0].message.contains("deny"), "{}", e.0[0].message);
+        assert!(Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\non_unavailable = \"local\"\n",
+        )
+        .is_err());
     }
 }

@@ -73,6 +73,8 @@ struct Inner {
     invalidated: Cache<Id, u64>,
     interned: intern::Interner,
     epoch: AtomicU64,
+    /// The epoch of the last [`MetadataClient::invalidate_all`]: older entries are ignored.
+    all_invalidated: AtomicU64,
     upstream: Upstream,
     principal_header: HeaderValue,
 }
@@ -97,6 +99,7 @@ impl MetadataClient {
                 cache,
                 invalidated,
                 epoch: AtomicU64::new(0),
+                all_invalidated: AtomicU64::new(0),
                 interned: intern::Interner::default(),
                 upstream,
                 principal_header: HeaderValue::from_static("ramgate-metadata"),
@@ -114,6 +117,14 @@ impl MetadataClient {
                 .await;
             self.inner.cache.invalidate(id.as_str()).await;
         }
+    }
+
+    /// Forget every entry, and every lookup already in flight (another replica's writes
+    /// may have been missed: `cluster`'s subscription was down).
+    pub fn invalidate_all(&self) {
+        let epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.all_invalidated.store(epoch, Ordering::SeqCst);
+        self.inner.cache.invalidate_all();
     }
 
     /// Remember a group the proxy just created (its id, group and tags are known).
@@ -219,6 +230,10 @@ impl MetadataClient {
     /// A cached entry, unless an invalidation happened after its load started.
     async fn fresh(&self, id: &str) -> Option<Entry> {
         let entry = self.inner.cache.get(id).await?;
+        if entry.epoch < self.inner.all_invalidated.load(Ordering::SeqCst) {
+            self.inner.cache.invalidate(id).await;
+            return None;
+        }
         match self.inner.invalidated.get(id).await {
             Some(invalidated_at) if entry.epoch < invalidated_at => {
                 self.inner.cache.invalidate(id).await;

@@ -135,6 +135,7 @@ pub fn status(state: &State, draining: &Shutdown) -> serde_json::Value {
         "last_reload": state.reload.last_attempt(),
         "last_reload_error": state.reload.last_error(),
         "upstream_credentials": state.upstream.credentials().map(|c| c.status()),
+        "cluster": state.cluster.as_ref().map(|c| c.status()),
     })
 }
 

@@ -48,6 +48,9 @@ pub const AUTH_FAILURE_CODES: &[&str] = &[
     "IncompleteSignature",
     "InvalidSecurityToken",
 ];
+pub const CLUSTER_CONNECTED: &str = "ramgate_cluster_connected";
+pub const CLUSTER_INVALIDATIONS: &str = "ramgate_cluster_invalidations_total";
+pub const CLUSTER_ERRORS: &str = "ramgate_cluster_errors_total";
 
 /// Every metric ramgate exports, by the name it has on `/metrics` (histograms by their base
 /// name, without `_bucket`, `_sum`, `_count`).
@@ -66,10 +69,20 @@ pub const NAMES: &[&str] = &[
     TLS_HANDSHAKE_FAILURES,
     CREDENTIAL_REFRESHES,
     UPSTREAM_AUTH_FAILURES,
+    CLUSTER_CONNECTED,
+    CLUSTER_INVALIDATIONS,
+    CLUSTER_ERRORS,
 ];
 
 /// The `decision` label values of [`REQUESTS`].
-pub const DECISIONS: &[&str] = &["allow", "deny", "silent_empty", "would_deny", "error"];
+pub const DECISIONS: &[&str] = &[
+    "allow",
+    "deny",
+    "silent_empty",
+    "would_deny",
+    "throttled",
+    "error",
+];
 
 /// Histogram buckets from 10 µs to 10 s (SPEC §7): fast decisions and slow backends are
 /// both resolved.
@@ -128,6 +141,18 @@ pub fn register() {
         UPSTREAM_AUTH_FAILURES,
         "Upstream answers that rejected ramgate's own credential (signing = acs3), by code"
     );
+    describe_gauge!(
+        CLUSTER_CONNECTED,
+        "1 while this replica's Redis subscription ([cluster]) is up, else 0"
+    );
+    describe_counter!(
+        CLUSTER_INVALIDATIONS,
+        "Cache invalidation messages between replicas, by direction (sent, received)"
+    );
+    describe_counter!(
+        CLUSTER_ERRORS,
+        "Redis operations ([cluster]) that failed or timed out"
+    );
 
     for h in [
         REQUEST_DURATION,
@@ -153,8 +178,12 @@ pub fn register() {
     for code in AUTH_FAILURE_CODES {
         counter!(UPSTREAM_AUTH_FAILURES, "code" => *code).increment(0);
     }
+    counter!(CLUSTER_ERRORS).increment(0);
+    for direction in ["sent", "received"] {
+        counter!(CLUSTER_INVALIDATIONS, "direction" => direction).increment(0);
+    }
     // Adding zero creates a gauge without overwriting a value already set.
-    for g in [INFLIGHT, GENERATION, LAST_RELOAD_SUCCESS] {
+    for g in [INFLIGHT, GENERATION, LAST_RELOAD_SUCCESS, CLUSTER_CONNECTED] {
         gauge!(g).increment(0.0);
     }
     // The action label has one value per catalogue entry: only series that happen are
@@ -173,7 +202,7 @@ struct Bound {
     /// [`REQUESTS`] by action (catalogue order, then `other`) and decision ([`DECISIONS`]).
     /// Each is created on first use: registering a series exports it, and only the
     /// action/decision pairs that happen are to be exported.
-    requests: Box<[[OnceLock<Counter>; 5]]>,
+    requests: Box<[[OnceLock<Counter>; DECISIONS.len()]]>,
 }
 
 static BOUND: OnceLock<Bound> = OnceLock::new();
@@ -316,6 +345,21 @@ pub fn upstream_auth_failure(code: &'static str) {
 
 pub fn tls_handshake_failed() {
     counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+}
+
+/// Whether this replica's Redis subscription is up.
+pub fn cluster_connected(up: bool) {
+    gauge!(CLUSTER_CONNECTED).set(if up { 1.0 } else { 0.0 });
+}
+
+/// One invalidation message `sent` or `received`.
+pub fn cluster_invalidation(direction: &'static str) {
+    counter!(CLUSTER_INVALIDATIONS, "direction" => direction).increment(1);
+}
+
+/// One failed Redis operation.
+pub fn cluster_error() {
+    counter!(CLUSTER_ERRORS).increment(1);
 }
 
 /// The metric names in a Prometheus text exposition (histogram series under their base

@@ -1,5 +1,7 @@
-//! One request, start to finish: body limit → parse (400/404/413) → identity (401) →
-//! metadata (503) → decision (403, or a silent empty list) → forward (502/504) → filter.
+//! One request, start to finish: body limit → parse (400/404/413) → identity (401; a
+//! signed request's nonce claimed in the nonce store, 503 when a shared store cannot be
+//! asked) → quota (400 `Throttling.User`) → metadata (503) → decision (403, or a silent
+//! empty list) → forward (502/504; writes publish their ids to the other replicas) → filter.
 //! Every failure returns before anything is forwarded.
 
 use super::outcome::Outcome;
@@ -163,15 +165,18 @@ async fn process(
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let identity = identity::resolve(
+    let (identity, unclaimed) = identity::resolve_unclaimed(
         &snapshot,
         &state.config.identity,
-        &state.nonces,
         peer,
         &parts.headers,
         &parsed,
         now.as_secs() as i64,
     )?;
+    if let Some(verified) = unclaimed {
+        let seen = state.nonces.claim(&verified, now.as_secs() as i64).await?;
+        verified.settle(seen)?;
+    }
     let arn = snapshot
         .directory
         .arn(&snapshot.account.id, identity.principal);
@@ -181,6 +186,15 @@ async fn process(
         facts.ids = canonical.ids.clone();
         facts.group = canonical.resource_group.clone();
     }
+    quota(
+        state,
+        &snapshot,
+        identity.principal,
+        canonical.action.name,
+        request_id,
+        facts,
+    )
+    .await?;
 
     let metas = lookup(&state.metadata, &canonical.ids).await?;
     let meta_refs: Vec<Option<&ContainerGroupMeta>> = metas.iter().map(|m| m.as_deref()).collect();
@@ -268,6 +282,35 @@ async fn process(
         request_id,
     )
     .await
+}
+
+/// The caller's `[[quotas]]` limit for the action, if any, counted (SPEC §9): after
+/// identity, before the decision.
+async fn quota(
+    state: &State,
+    snapshot: &Snapshot,
+    principal: crate::principals::PrincipalId,
+    action: &'static str,
+    request_id: &str,
+    facts: &mut Facts,
+) -> Result<(), ApiError> {
+    let Some(limit) = snapshot.directory.quota(principal, action) else {
+        return Ok(());
+    };
+    let name = snapshot.directory.quota_name(principal);
+    match state.quotas.admit(&name, action, limit, request_id).await {
+        crate::quota::Verdict::Admit => Ok(()),
+        crate::quota::Verdict::Refuse { retry_after_ms } => {
+            facts.outcome = Some(Outcome::Throttled);
+            // Logged like a decision: the caller was identified and refused.
+            facts.decided = true;
+            if facts.logged {
+                facts.reason =
+                    format!("throttled: over the quota of {limit} {action} per minute for {name}");
+            }
+            Err(ApiError::Throttled { retry_after_ms })
+        }
+    }
 }
 
 /// The request's policy snapshot. A reload that swaps in a new snapshot while requests hold
@@ -371,7 +414,10 @@ async fn forward(
         .await;
     metrics::upstream(started.elapsed());
     if canonical.action.writes {
-        after_write(&state.metadata, &canonical, answer.as_ref().ok()).await;
+        let touched = after_write(&state.metadata, &canonical, answer.as_ref().ok()).await;
+        if let Some(cluster) = &state.cluster {
+            cluster.publish(&touched);
+        }
     }
     let answer = answer?;
     let body = match filter {
@@ -477,12 +523,13 @@ fn forward_headers(
 
 /// Writes through the proxy keep the cache in step: a created group is remembered with the
 /// group and tags it was authorized with; anything else written is forgotten, whether or
-/// not the backend reports success (it may have applied part of it).
+/// not the backend reports success (it may have applied part of it). Returns the ids
+/// touched, for the other replicas (`[cluster]`).
 async fn after_write(
     metadata: &MetadataClient,
     canonical: &CanonicalRequest,
     answer: Option<&UpstreamResponse>,
-) {
+) -> Vec<String> {
     if canonical.action.kind == Kind::Create {
         let created = answer
             .filter(|a| a.status.is_success())
@@ -492,10 +539,13 @@ async fn after_write(
                     .and_then(|id| id.as_str())
                     .map(str::to_owned)
             });
-        if let (Some(id), Some(group)) = (created, &canonical.resource_group) {
+        let Some(id) = created else {
+            return Vec::new();
+        };
+        if let Some(group) = &canonical.resource_group {
             metadata
                 .remember(
-                    id,
+                    id.clone(),
                     ContainerGroupMeta {
                         resource_group: group.clone(),
                         tags: canonical.tags.clone(),
@@ -503,7 +553,8 @@ async fn after_write(
                 )
                 .await;
         }
-        return;
+        return vec![id];
     }
     metadata.invalidate(&canonical.ids).await;
+    canonical.ids.clone()
 }

@@ -1,15 +1,16 @@
 //! `ramgate serve`: the enforcing proxy. [`State`] holds what every request reads (the
 //! configuration, the current policy snapshot behind one `arc-swap`, the metadata client,
-//! the upstream pool); [`handler`] runs one request through identity → parsing → metadata
-//! → decision → forward → filtering; [`run`] wires the listeners, reload and shutdown.
+//! the upstream pool, the nonce store and quota counters, `[cluster]`'s link to Redis);
+//! [`handler`] runs one request through parsing → identity → quota → metadata → decision →
+//! forward → filtering; [`run`] wires the listeners, reload and shutdown.
 
 mod handler;
 mod outcome;
 
 pub use handler::handle;
 
+use crate::cluster::{Cluster, NonceStore};
 use crate::config::{Config, Mode};
-use crate::identity::signature::NonceCache;
 use crate::identity::Peer;
 use crate::metadata::MetadataClient;
 use crate::net::tls::{TlsAcceptor, TlsMeta};
@@ -29,7 +30,11 @@ pub struct State {
     pub snapshot: ArcSwap<Snapshot>,
     pub metadata: MetadataClient,
     pub upstream: Upstream,
-    pub nonces: NonceCache,
+    pub(crate) nonces: NonceStore,
+    /// `[cluster]`: the link to the replicas' shared Redis.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    /// `[[quotas]]` counters.
+    pub(crate) quotas: crate::quota::Quotas,
     pub decision_log: DecisionLog,
     /// Reload bookkeeping: the last error for `/v1/status`, and what the last reload read.
     pub reload: crate::ops::reload::ReloadState,
@@ -57,12 +62,25 @@ impl State {
             config.metadata.max_entries,
         );
         let decision_log = DecisionLog::open(&config.log)?;
-        let nonces = NonceCache::new(Duration::from_secs(config.identity.max_clock_skew_secs));
+        let cluster = match &config.cluster {
+            Some(settings) => Some(Cluster::new(
+                settings,
+                Duration::from_millis(config.metadata.ttl_ms.max(config.metadata.negative_ttl_ms)),
+            )?),
+            None => None,
+        };
+        let nonces = NonceStore::new(
+            Duration::from_secs(config.identity.max_clock_skew_secs),
+            cluster.clone(),
+        );
+        let quotas = crate::quota::Quotas::new(cluster.clone());
         Ok(Arc::new(State {
             snapshot: ArcSwap::from_pointee(snapshot),
             metadata,
             upstream,
             nonces,
+            cluster,
+            quotas,
             decision_log,
             reload,
             config,
@@ -159,6 +177,9 @@ pub async fn run_with(
     // Before the listeners announce themselves, so that a policy change or a SIGHUP right
     // after start-up is not missed (an unhandled SIGHUP would end the process).
     crate::ops::reload::spawn(state.clone(), draining.clone());
+    if let Some(cluster) = &state.cluster {
+        cluster.spawn(state.metadata.clone(), draining.clone());
+    }
     let listener = net::bind("proxy", state.config.listen.addr)
         .await
         .map_err(|e| e.to_string())?;

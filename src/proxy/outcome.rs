@@ -7,6 +7,8 @@ pub enum Outcome {
     Deny,
     SilentEmpty,
     WouldDeny,
+    /// Over quota (`Throttling.User`).
+    Throttled,
     Error,
 }
 
@@ -17,6 +19,7 @@ impl Outcome {
             Outcome::Deny => "deny",
             Outcome::SilentEmpty => "silent_empty",
             Outcome::WouldDeny => "would_deny",
+            Outcome::Throttled => "throttled",
             Outcome::Error => "error",
         }
     }

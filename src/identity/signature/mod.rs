@@ -30,8 +30,8 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Verifies the request's signature (V3 or v1) and returns the key's principal. `now` is
-/// Unix seconds: tests pass the time a vector was recorded at.
+/// Verifies the request's signature (V3 or v1) and claims its nonce in `replay`; returns
+/// the key's principal. `now` is Unix seconds: tests pass the time a vector was recorded at.
 pub fn verify(
     snapshot: &Snapshot,
     settings: &config::Identity,
@@ -40,16 +40,62 @@ pub fn verify(
     request: &ParsedRequest,
     now: i64,
 ) -> Result<PrincipalId, ApiError> {
+    let verified = verify_signature(snapshot, settings, headers, request, now)?;
+    let seen = verified.claim_in(replay, now);
+    verified.settle(seen)
+}
+
+/// A request whose signature verified, and whose nonce is still to be claimed (in this
+/// process, or in the replicas' shared store: `crate::cluster::NonceStore`).
+#[derive(Debug)]
+pub struct Verified {
+    pub principal: PrincipalId,
+    pub key_id: String,
+    pub nonce: String,
+    nonce_field: &'static str,
+    /// The request's signed time, Unix seconds.
+    pub timestamp: i64,
+    /// The clock-skew window in force.
+    pub skew: Duration,
+}
+
+impl Verified {
+    /// Claims the nonce in this process's `cache` (`now`: Unix seconds).
+    pub fn claim_in(&self, cache: &NonceCache, now: i64) -> Seen {
+        cache.check_and_remember(&self.key_id, &self.nonce, self.timestamp, self.skew, now)
+    }
+
+    /// The request's principal if its nonce was new, else the refusal.
+    pub fn settle(self, seen: Seen) -> Result<PrincipalId, ApiError> {
+        nonce_verdict(seen, self.nonce_field, &self.nonce, self.skew)?;
+        Ok(self.principal)
+    }
+}
+
+/// Every check but the nonce: the signature's form, the key, the time, the signature.
+pub fn verify_signature(
+    snapshot: &Snapshot,
+    settings: &config::Identity,
+    headers: &HeaderMap,
+    request: &ParsedRequest,
+    now: i64,
+) -> Result<Verified, ApiError> {
     let claim = claim_of(headers, request)?;
     let key = access_key(snapshot, &claim.key_id)?;
-    check_claim(
+    let (timestamp, skew) = check_signed(
         &claim,
         key.secret.expose(),
         settings.max_clock_skew_secs,
-        replay,
         now,
     )?;
-    Ok(key.principal)
+    Ok(Verified {
+        principal: key.principal,
+        key_id: claim.key_id,
+        nonce: claim.nonce,
+        nonce_field: claim.nonce_field,
+        timestamp,
+        skew,
+    })
 }
 
 /// Verifies a request signed by the one AccessKey a service knows (the in-memory backend
@@ -69,7 +115,9 @@ pub fn verify_single_key(
     if claim.key_id != key_id {
         return Err(key_not_found(&claim.key_id));
     }
-    check_claim(&claim, secret, max_clock_skew_secs, replay, now)
+    let (timestamp, skew) = check_signed(&claim, secret, max_clock_skew_secs, now)?;
+    let seen = replay.check_and_remember(&claim.key_id, &claim.nonce, timestamp, skew, now);
+    nonce_verdict(seen, claim.nonce_field, &claim.nonce, skew)
 }
 
 /// The request's V3 or v1 claim.
@@ -88,26 +136,35 @@ fn claim_of(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, ApiEr
     }
 }
 
-/// The timestamp, the signature under `secret`, then the nonce, in that order.
-fn check_claim(
+/// The timestamp, then the signature under `secret`; returns the signed time (Unix
+/// seconds) and the skew window, for the nonce claim that comes last.
+fn check_signed(
     claim: &Claim,
     secret: &str,
     max_clock_skew_secs: u64,
-    replay: &NonceCache,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(i64, Duration), ApiError> {
     let skew = Duration::from_secs(max_clock_skew_secs);
     let timestamp = check_time(claim.time_field, &claim.time, skew, now)?;
     claim.check(secret)?;
-    match replay.check_and_remember(&claim.key_id, &claim.nonce, timestamp, skew, now) {
+    Ok((timestamp, skew))
+}
+
+/// A claimed nonce's answer: new is fine; replayed is 400 `SignatureNonceUsed`; a full
+/// nonce memory is 503.
+fn nonce_verdict(
+    seen: Seen,
+    nonce_field: &str,
+    nonce: &str,
+    skew: Duration,
+) -> Result<(), ApiError> {
+    match seen {
         Seen::New => Ok(()),
         Seen::Replayed => Err(ApiError::Signature {
             status: 400,
             code: "SignatureNonceUsed",
             message: format!(
-                "Specified signature nonce was used already. {} {:?} was seen within the last {}s; send a fresh nonce with every request",
-                claim.nonce_field,
-                claim.nonce,
+                "Specified signature nonce was used already. {nonce_field} {nonce:?} was seen within the last {}s; send a fresh nonce with every request",
                 skew.as_secs()
             ),
         }),
