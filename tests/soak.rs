@@ -391,7 +391,13 @@ async fn call(
         let path = format!("/?{query}");
         let (status, _, body) = support::request_json(proxy, "GET", &path, &[], "").await;
         let (status, body) = (status.as_u16(), body);
-        if rng.chance(8) && verdict(status, &body) != Verdict::Failed {
+        // A request refused while parsing never reached the nonce check: replaying it
+        // only repeats that refusal.
+        let parsed = !matches!(
+            body["Code"].as_str(),
+            Some("InvalidParameter" | "MissingParameter")
+        );
+        if parsed && rng.chance(8) && verdict(status, &body) != Verdict::Failed {
             let other = shared.proxies
                 [(replica + 1 + rng.below(shared.proxies.len())) % shared.proxies.len()];
             let (again, _, answer) = support::request_json(other, "GET", &path, &[], "").await;
