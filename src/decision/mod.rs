@@ -14,7 +14,7 @@ mod plan;
 mod reason;
 
 pub use actions::{Attachments, CreateOutcome, DescribePlan, Visibility};
-pub use plan::{plan, resulting_tags, Plan};
+pub use plan::{plan, resulting_tags, Allowed, Denied, Plan, Rewrite};
 pub use reason::{Decision, NoPermissionType, PolicyType, Reason, StatementRef};
 
 use crate::model::Tags;

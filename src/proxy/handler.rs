@@ -5,7 +5,7 @@
 use super::outcome::Outcome;
 use super::State;
 use crate::catalogue::Kind;
-use crate::decision::{self, Authorizer, Caller, Plan};
+use crate::decision::{self, Allowed, Authorizer, Caller, Denied, Plan, Rewrite};
 use crate::identity::{self, Peer};
 use crate::model::ContainerGroupMeta;
 use crate::ops::decision_log::Entry;
@@ -193,66 +193,61 @@ async fn process(
         now_unix_nanos: now.as_nanos() as i128,
     };
     let auth = Authorizer::new(&snapshot, caller);
-    let original = state.dry_run().then(|| canonical.clone());
     let decided_at = Instant::now();
-    let plan = decision::plan(&auth, &mut canonical, &meta_refs);
+    let plan = decision::plan(&auth, &canonical, &meta_refs);
     metrics::decision(decided_at.elapsed());
     facts.decided = true;
     if facts.logged {
-        facts.reason = match &plan {
-            Plan::Forward { decision, .. } | Plan::Deny(decision) => {
-                decision.reason.describe(&snapshot, decision.allowed)
-            }
-            Plan::SilentEmpty(reason) => reason.describe(&snapshot, false),
-            Plan::ServiceRoleNotAuthorized => {
-                "denied: the ECI service role is not authorized".into()
-            }
-            Plan::ResourceGroupImmutable => {
-                "refused: the request would change a resource group".into()
-            }
-        };
-        if canonical.action.kind == Kind::Create {
-            facts.group = canonical.resource_group.clone();
+        facts.reason = plan.describe(&snapshot);
+        if let Plan::Allow(Allowed {
+            rewrite: Rewrite::ResourceGroup(group),
+            ..
+        }) = &plan
+        {
+            facts.group = Some(group.clone());
         }
     }
 
     // In dry-run, requests are forwarded as the caller sent them and answers are not
     // filtered: the decision is only logged (malformed, unidentified and group-moving
     // requests are still refused).
-    let (forwarded, filter) = match (plan, original) {
-        (Plan::Forward { .. }, Some(original)) => {
-            facts.outcome = Some(Outcome::Allow);
-            (original, None)
-        }
-        (Plan::Forward { filter, .. }, None) => {
-            facts.outcome = Some(Outcome::Allow);
-            (canonical, filter)
-        }
-        (Plan::ResourceGroupImmutable, _) => {
+    let (forwarded, filter) = match plan {
+        Plan::Deny(Denied::ResourceGroupImmutable) => {
             facts.outcome = Some(Outcome::Deny);
             return Err(ApiError::ResourceGroupImmutable);
         }
-        (_, Some(original)) => {
-            tracing::info!(request_id, action = original.action.name, principal = %arn, reason = %facts.reason, "dry-run: would have denied; forwarding");
-            facts.outcome = Some(Outcome::WouldDeny);
-            (original, None)
+        Plan::Allow(_) if state.dry_run() => {
+            facts.outcome = Some(Outcome::Allow);
+            (canonical, None)
         }
-        (Plan::SilentEmpty(_), None) => {
+        Plan::Allow(Allowed {
+            rewrite, filter, ..
+        }) => {
+            facts.outcome = Some(Outcome::Allow);
+            rewrite.apply(&mut canonical);
+            (canonical, filter)
+        }
+        Plan::Deny(_) if state.dry_run() => {
+            tracing::info!(request_id, action = canonical.action.name, principal = %arn, reason = %facts.reason, "dry-run: would have denied; forwarding");
+            facts.outcome = Some(Outcome::WouldDeny);
+            (canonical, None)
+        }
+        Plan::Deny(Denied::SilentEmpty(_)) => {
             facts.outcome = Some(Outcome::SilentEmpty);
             return Ok(response::silent_empty(
                 request_id,
                 list_field(canonical.action.name),
             ));
         }
-        (Plan::Deny(decision), None) => {
+        Plan::Deny(Denied::Forbidden(reason)) => {
             facts.outcome = Some(Outcome::Deny);
             return Err(ApiError::Denied {
                 action: canonical.action.display,
                 principal: denied_principal(&snapshot, identity.principal),
-                reason: decision.reason,
+                reason,
             });
         }
-        (Plan::ServiceRoleNotAuthorized, None) => {
+        Plan::Deny(Denied::ServiceRoleNotAuthorized) => {
             facts.outcome = Some(Outcome::Deny);
             return Err(ApiError::ServiceRoleNotAuthorized {
                 hint: crate::principals::service_role_hint(),
