@@ -3,7 +3,11 @@
 //! the silent empty answer of a denied Describe.
 
 use crate::decision::Reason;
+use crate::filter::FilterError;
+use crate::identity::IdentityError;
+use crate::metadata::LookupError;
 use crate::request::RequestError;
+use crate::upstream::UpstreamError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
@@ -20,23 +24,16 @@ pub struct DeniedPrincipal {
     pub display_name: String,
 }
 
-/// Every way a request can be refused or fail.
+/// Every way a request can be refused or fail: each layer's own error, wrapped as it is.
+/// The status, `Code` and message of each are chosen here and nowhere else.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("The request body is larger than {limit} bytes.")]
     TooLarge { limit: usize },
-    /// 401: no identity, an unknown principal, an untrusted identity header, two identities.
-    #[error("{0}")]
-    Identity(String),
-    /// Signature problems, with Alibaba's own codes and statuses.
-    #[error("{message}")]
-    Signature {
-        status: u16,
-        code: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("You are not authorized to do this operation. Action: {action}")]
     Denied {
         action: &'static str,
@@ -47,14 +44,41 @@ pub enum ApiError {
     ServiceRoleNotAuthorized { hint: String },
     #[error("A container group's resource group cannot be changed; it stays in the group it was created in.")]
     ResourceGroupImmutable,
-    #[error("The backend could not be reached: {0}")]
-    BadGateway(String),
     #[error(
         "The container group metadata needed to authorize this request could not be looked up: {0}"
     )]
-    MetadataUnavailable(String),
-    #[error("The backend did not answer within {0} ms.")]
-    GatewayTimeout(u64),
+    Lookup(#[from] LookupError),
+    #[error("{}", upstream_message(.0))]
+    Upstream(#[from] UpstreamError),
+    #[error("The backend's answer was refused: {0}")]
+    Filter(#[from] FilterError),
+}
+
+fn upstream_message(e: &UpstreamError) -> String {
+    match e {
+        UpstreamError::Unreachable(m) => format!("The backend could not be reached: {m}"),
+        UpstreamError::Rejected(m) => format!("The backend's answer was refused: {m}"),
+        UpstreamError::Timeout(ms) => format!("The backend did not answer within {ms} ms."),
+    }
+}
+
+impl RequestError {
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::PathNotFound(_) | Self::ActionNotFound(_) => 404,
+            Self::Missing { .. } | Self::Invalid { .. } | Self::Malformed(_) => 400,
+        }
+    }
+
+    /// The Alibaba error `Code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::PathNotFound(_) | Self::ActionNotFound(_) => "InvalidAction.NotFound",
+            Self::Missing { .. } => "MissingParameter",
+            Self::Invalid { .. } | Self::Malformed(_) => "InvalidParameter",
+        }
+    }
 }
 
 impl ApiError {
@@ -62,13 +86,21 @@ impl ApiError {
         let code = match self {
             ApiError::Request(e) => e.status(),
             ApiError::TooLarge { .. } => 413,
-            ApiError::Identity(_) => 401,
-            ApiError::Signature { status, .. } => *status,
+            ApiError::Identity(e) => match e {
+                IdentityError::Refused(_) => 401,
+                IdentityError::UnknownAccessKey(_) => 404,
+                IdentityError::NonceStoreFull => 503,
+                IdentityError::IncompleteSignature(_)
+                | IdentityError::SignatureDoesNotMatch(_)
+                | IdentityError::TimestampMalformed(_)
+                | IdentityError::TimestampExpired(_)
+                | IdentityError::NonceUsed(_) => 400,
+            },
             ApiError::Denied { .. } | ApiError::ServiceRoleNotAuthorized { .. } => 403,
             ApiError::ResourceGroupImmutable => 400,
-            ApiError::BadGateway(_) => 502,
-            ApiError::MetadataUnavailable(_) => 503,
-            ApiError::GatewayTimeout(_) => 504,
+            ApiError::Lookup(_) => 503,
+            ApiError::Upstream(UpstreamError::Timeout(_)) => 504,
+            ApiError::Upstream(_) | ApiError::Filter(_) => 502,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -77,14 +109,22 @@ impl ApiError {
         match self {
             ApiError::Request(e) => e.code(),
             ApiError::TooLarge { .. } => "RequestTooLarge",
-            ApiError::Identity(_) => "InvalidIdentity",
-            ApiError::Signature { code, .. } => code,
+            ApiError::Identity(e) => match e {
+                IdentityError::Refused(_) => "InvalidIdentity",
+                IdentityError::IncompleteSignature(_) => "IncompleteSignature",
+                IdentityError::SignatureDoesNotMatch(_) => "SignatureDoesNotMatch",
+                IdentityError::UnknownAccessKey(_) => "InvalidAccessKeyId.NotFound",
+                IdentityError::TimestampMalformed(_) => "InvalidTimeStamp.Format",
+                IdentityError::TimestampExpired(_) => "InvalidTimeStamp.Expired",
+                IdentityError::NonceUsed(_) => "SignatureNonceUsed",
+                IdentityError::NonceStoreFull => "ServiceUnavailable",
+            },
             ApiError::Denied { .. } => "Forbidden.RAM",
             ApiError::ServiceRoleNotAuthorized { .. } => "Forbidden.ServiceRoleNotAuthorized",
             ApiError::ResourceGroupImmutable => "OperationDenied.ResourceGroupImmutable",
-            ApiError::BadGateway(_) => "BadGateway",
-            ApiError::MetadataUnavailable(_) => "ServiceUnavailable",
-            ApiError::GatewayTimeout(_) => "GatewayTimeout",
+            ApiError::Lookup(_) => "ServiceUnavailable",
+            ApiError::Upstream(UpstreamError::Timeout(_)) => "GatewayTimeout",
+            ApiError::Upstream(_) | ApiError::Filter(_) => "BadGateway",
         }
     }
 
@@ -119,6 +159,22 @@ impl ApiError {
 pub fn silent_empty(request_id: &str, list_field: &str) -> Response<Body> {
     let body = json!({"RequestId": request_id, "TotalCount": 0, list_field: []});
     json_response(StatusCode::OK, request_id, body.to_string().into())
+}
+
+/// A backend answer passed on (filtered, for a list), with its own status and content type.
+pub(crate) fn forwarded(
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+    request_id: &str,
+) -> Response<Body> {
+    let mut response = json_response(status, request_id, body);
+    if let Some(ct) = content_type {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, ct);
+    }
+    response
 }
 
 pub fn json_response(status: StatusCode, request_id: &str, body: Bytes) -> Response<Body> {

@@ -14,10 +14,15 @@ use std::time::Duration;
 /// Answers larger than this are refused (an authorization proxy must parse what it filters).
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
+    /// No answer: the connection failed, or the answer could not be read whole.
     #[error("{0}")]
     Unreachable(String),
+    /// An answer that is not what the ECI API answers (not JSON, a 5xx, an error without
+    /// a `Code`): never passed on.
+    #[error("{0}")]
+    Rejected(String),
     #[error("no answer within {0} ms")]
     Timeout(u64),
 }
@@ -142,13 +147,10 @@ const ERROR_FIELDS: &[&str] = &[
     "AccessDeniedDetail",
 ];
 
-/// Fix (tests/faults.rs): what the backend answered used to be passed on as it came,
-/// whatever it was, whenever it was not a list ramgate filters. So an HTML error page, a
-/// truncated or invalid JSON document, or a 500 reached the caller as if it were the
-/// backend's answer, and a non-2xx answer to a filtered list (which is not filtered) could
-/// carry items the caller may not see. Now an answer is accepted only if it is what the
-/// ECI API answers, and anything else is a typed failure the proxy turns into its own
-/// Alibaba-shaped 502 (a 503 for metadata lookups), never a pass-through:
+/// An answer is accepted only if it is what the ECI API answers; anything else (an HTML
+/// error page, a truncated document, a 500, an error carrying items) is
+/// [`UpstreamError::Rejected`], which the proxy answers with its own Alibaba-shaped 502 (a
+/// 503 for metadata lookups), never a pass-through (tests/faults.rs):
 ///
 /// * its `Content-Type`, when given, is JSON (`application/json`, `text/json`, `*+json`);
 /// * its body is one JSON object;
@@ -161,7 +163,7 @@ fn check_answer(
     body: Bytes,
 ) -> Result<Bytes, UpstreamError> {
     let bad = |what: String| {
-        UpstreamError::Unreachable(format!("the backend answered HTTP {status} with {what}"))
+        UpstreamError::Rejected(format!("the backend answered HTTP {status} with {what}"))
     };
     if let Some(ct) = content_type {
         let media = ct

@@ -332,7 +332,7 @@ async fn admin_endpoints_answer() {
     assert_eq!(st["mode"], "enforce", "{st}");
     assert_eq!(st["draining"], false, "{st}");
     assert_eq!(st["last_reload_error"], serde_json::Value::Null, "{st}");
-    assert_eq!(st["content_hash"].as_str().map(str::len), Some(16), "{st}");
+    assert_eq!(st["content_hash"].as_str().map(str::len), Some(64), "{st}");
     assert!(st["loaded_at"]
         .as_str()
         .is_some_and(|t| t.ends_with('Z') && t.contains('T')));

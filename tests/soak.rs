@@ -166,7 +166,7 @@ fn expected_hash(world: &World) -> String {
         world.to_sources(),
     )
     .unwrap_or_else(|e| panic!("a soak world does not load: {e}"));
-    format!("{:016x}", snapshot.content_hash)
+    snapshot.content_hash_hex()
 }
 
 /// What workers read: the policy world and the container groups, swapped under the lock.

@@ -37,9 +37,19 @@ struct Entry {
     epoch: u64,
 }
 
+/// Why the metadata a decision needs could not be had (the request then fails closed).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct LookupError(pub String);
+pub enum LookupError {
+    #[error("the metadata lookup failed: {0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("the backend answered a metadata lookup with HTTP {0}")]
+    Status(http::StatusCode),
+    #[error("the backend's metadata answer is not the expected JSON: {0}")]
+    Answer(String),
+    /// One id answered twice with different groups or tags: neither can be trusted.
+    #[error("the backend's metadata answer describes {0:?} twice, differently")]
+    Contradiction(String),
+}
 
 /// How a lookup went, for metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +57,6 @@ pub struct LookupStats {
     pub hits: u32,
     pub negative_hits: u32,
     pub misses: u32,
-    pub upstream_calls: u32,
 }
 
 #[derive(Clone)]
@@ -149,21 +158,15 @@ impl MetadataClient {
         // wait on whichever load started first (moka coalesces per key).
         let batch: Arc<OnceCell<HashMap<String, Arc<ContainerGroupMeta>>>> =
             Arc::new(OnceCell::new());
-        let calls = Arc::new(AtomicU64::new(0));
         for i in missing {
             let id = ids[i].clone();
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
-            let (batch, calls, missing_ids) = (batch.clone(), calls.clone(), &missing_ids);
+            let (batch, missing_ids) = (batch.clone(), &missing_ids);
             let entry = self
                 .inner
                 .cache
                 .try_get_with(Id::from(id.as_str()), async move {
-                    let map = batch
-                        .get_or_try_init(|| async {
-                            calls.fetch_add(1, Ordering::Relaxed);
-                            self.fetch(missing_ids).await
-                        })
-                        .await?;
+                    let map = batch.get_or_try_init(|| self.fetch(missing_ids)).await?;
                     Ok::<_, LookupError>(Entry {
                         meta: map.get(&id).cloned(),
                         epoch,
@@ -173,7 +176,6 @@ impl MetadataClient {
                 .map_err(|e: Arc<LookupError>| (*e).clone())?;
             found[i] = entry.meta;
         }
-        stats.upstream_calls = calls.load(Ordering::Relaxed) as u32;
         Ok((found, stats))
     }
 
@@ -197,7 +199,8 @@ impl MetadataClient {
         let started = Instant::now();
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH) {
-            let ids_json = serde_json::to_string(chunk).map_err(|e| LookupError(e.to_string()))?;
+            let ids_json =
+                serde_json::to_string(chunk).map_err(|e| LookupError::Answer(e.to_string()))?;
             let query = crate::request::encoding::encode_pairs([
                 ("Action", "DescribeContainerGroups"),
                 ("ContainerGroupIds", ids_json.as_str()),
@@ -218,30 +221,12 @@ impl MetadataClient {
                     self.inner.principal_header.clone(),
                 ),
             ];
-            let response =
-                self.inner
-                    .upstream
-                    .call(&query, headers)
-                    .await
-                    .map_err(|e| match e {
-                        UpstreamError::Timeout(ms) => LookupError(format!(
-                            "the backend did not answer a metadata lookup within {ms} ms"
-                        )),
-                        UpstreamError::Unreachable(m) => {
-                            LookupError(format!("metadata lookup failed: {m}"))
-                        }
-                    })?;
+            let response = self.inner.upstream.call(&query, headers).await?;
             if !response.status.is_success() {
-                return Err(LookupError(format!(
-                    "the backend answered a metadata lookup with HTTP {}",
-                    response.status
-                )));
+                return Err(LookupError::Status(response.status));
             }
-            let answer: DescribeAnswer = serde_json::from_slice(&response.body).map_err(|e| {
-                LookupError(format!(
-                    "the backend's metadata answer is not the expected JSON: {e}"
-                ))
-            })?;
+            let answer: DescribeAnswer = serde_json::from_slice(&response.body)
+                .map_err(|e| LookupError::Answer(e.to_string()))?;
             for group in answer.container_groups {
                 let (id, meta) = group.into_meta();
                 // Only ids we asked for: a backend that ignores filters cannot plant others.
@@ -256,9 +241,7 @@ impl MetadataClient {
                     .get(&id)
                     .is_some_and(|seen: &Arc<ContainerGroupMeta>| **seen != meta)
                 {
-                    return Err(LookupError(format!(
-                        "the backend's metadata answer describes {id:?} twice, differently"
-                    )));
+                    return Err(LookupError::Contradiction(id));
                 }
                 let meta = self.inner.interned.intern(meta);
                 out.insert(id, meta);

@@ -35,6 +35,7 @@ pub const GENERATION: &str = "ramgate_policy_generation";
 pub const LAST_RELOAD_SUCCESS: &str = "ramgate_policy_last_reload_success_timestamp_seconds";
 pub const INFLIGHT: &str = "ramgate_inflight_requests";
 pub const TLS_HANDSHAKE_FAILURES: &str = "ramgate_tls_handshake_failures_total";
+pub const DECISION_LOG_DROPPED: &str = "ramgate_decision_log_dropped_total";
 
 /// Every metric ramgate exports, by the name it has on `/metrics` (histograms by their base
 /// name, without `_bucket`, `_sum`, `_count`).
@@ -51,6 +52,7 @@ pub const NAMES: &[&str] = &[
     LAST_RELOAD_SUCCESS,
     INFLIGHT,
     TLS_HANDSHAKE_FAILURES,
+    DECISION_LOG_DROPPED,
 ];
 
 /// The `decision` label values of [`REQUESTS`].
@@ -105,6 +107,10 @@ pub fn register() {
     );
     describe_gauge!(INFLIGHT, "Requests being served by the proxy");
     describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed");
+    describe_counter!(
+        DECISION_LOG_DROPPED,
+        "Decision-log lines lost, by reason: queue_full (allows only: the sink lagged) or write_failed (the sink refused the line)"
+    );
 
     for h in [
         REQUEST_DURATION,
@@ -122,6 +128,9 @@ pub fn register() {
     }
     counter!(METADATA_LOOKUP_ERRORS).increment(0);
     counter!(TLS_HANDSHAKE_FAILURES).increment(0);
+    for reason in [DroppedBecause::QueueFull, DroppedBecause::WriteFailed] {
+        counter!(DECISION_LOG_DROPPED, "reason" => reason.as_str()).increment(0);
+    }
     // Adding zero creates a gauge without overwriting a value already set.
     for g in [INFLIGHT, GENERATION, LAST_RELOAD_SUCCESS] {
         gauge!(g).increment(0.0);
@@ -270,6 +279,28 @@ pub fn snapshot_loaded(generation: u64, loaded_at: SystemTime) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     gauge!(LAST_RELOAD_SUCCESS).set(unix.as_secs_f64());
+}
+
+/// Why a decision-log line was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DroppedBecause {
+    /// An allow found the queue full.
+    QueueFull,
+    /// The sink failed to take the line.
+    WriteFailed,
+}
+
+impl DroppedBecause {
+    fn as_str(self) -> &'static str {
+        match self {
+            DroppedBecause::QueueFull => "queue_full",
+            DroppedBecause::WriteFailed => "write_failed",
+        }
+    }
+}
+
+pub(crate) fn decision_log_dropped(because: DroppedBecause) {
+    counter!(DECISION_LOG_DROPPED, "reason" => because.as_str()).increment(1);
 }
 
 pub fn tls_handshake_failed() {

@@ -6,4 +6,5 @@ pub mod decision_log;
 pub mod memory;
 pub mod metrics;
 pub mod reload;
+pub mod store;
 pub mod watch;

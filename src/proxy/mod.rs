@@ -1,12 +1,13 @@
 //! `ramgate serve`: the enforcing proxy. [`State`] holds what every request reads (the
-//! configuration, the current policy snapshot behind one `arc-swap`, the metadata client,
-//! the upstream pool); [`handler`] runs one request through identity → parsing → metadata
-//! → decision → forward → filtering; [`run`] wires the listeners, reload and shutdown.
+//! configuration, the [`PolicyStore`], the metadata client, the upstream pool, the replay
+//! cache and the decision log); [`handler`] runs one request through the chain of stages;
+//! [`run`] wires the listeners, reload, the admin listener and shutdown. `ops` serves the
+//! policy store and knows nothing of this module.
 
 mod handler;
-mod outcome;
+mod record;
 
-pub use handler::handle;
+use handler::handle;
 
 use crate::config::{Config, Mode};
 use crate::identity::signature::NonceCache;
@@ -15,40 +16,31 @@ use crate::metadata::MetadataClient;
 use crate::net::tls::{TlsAcceptor, TlsMeta};
 use crate::net::{self, ConnInfo, PlainAcceptor, ServeOptions, Shutdown};
 use crate::ops::decision_log::DecisionLog;
-use crate::ops::reload::ReloadState;
-use crate::snapshot::Snapshot;
+use crate::ops::store::PolicyStore;
 use crate::upstream::Upstream;
-use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long the decision log may take to write out its queue at exit: a sink that takes
+/// nothing (a full disk, a pipe nobody reads) must not keep the process from ending.
+const LOG_FLUSH_AT_EXIT: Duration = Duration::from_secs(5);
+
 /// Everything a request reads. Shared by all connections.
-pub struct State {
-    pub config: Config,
-    pub snapshot: ArcSwap<Snapshot>,
-    pub metadata: MetadataClient,
-    pub upstream: Upstream,
-    pub nonces: NonceCache,
-    pub decision_log: DecisionLog,
-    /// Reload bookkeeping: the last error for `/v1/status`, and what the last reload read.
-    pub reload: crate::ops::reload::ReloadState,
+pub(crate) struct State {
+    pub(crate) config: Config,
+    pub(crate) policies: Arc<PolicyStore>,
+    pub(crate) metadata: MetadataClient,
+    pub(crate) upstream: Upstream,
+    pub(crate) nonces: NonceCache,
+    pub(crate) decision_log: DecisionLog,
 }
 
 impl State {
     /// Loads the policy directory (every problem reported) and prepares the clients.
-    pub fn new(config: Config) -> Result<Arc<State>, String> {
-        let (reload, read) = ReloadState::first_read(&config.policy.dir);
-        let mut snapshot = read
-            .and_then(|sources| Snapshot::build(&config.policy.dir, config.account(), sources))
-            .map_err(|d| d.to_string())?;
-        for warning in &snapshot.warnings {
-            tracing::warn!("{warning}");
-        }
-        snapshot.generation = 1;
-        crate::ops::memory::release_free_heap();
-        // The first load is not a reload: it sets the gauges but is not counted.
-        crate::ops::metrics::snapshot_loaded(1, snapshot.loaded_at);
+    pub(crate) fn new(config: Config) -> Result<Arc<State>, String> {
+        let policies =
+            PolicyStore::open(&config.policy.dir, config.account()).map_err(|d| d.to_string())?;
         let upstream = Upstream::new(&config.upstream.url, config.upstream.timeout_ms)?;
         let metadata = MetadataClient::new(
             upstream.clone(),
@@ -59,18 +51,19 @@ impl State {
         let decision_log = DecisionLog::open(&config.log)?;
         let nonces = NonceCache::new(Duration::from_secs(config.identity.max_clock_skew_secs));
         Ok(Arc::new(State {
-            snapshot: ArcSwap::from_pointee(snapshot),
+            policies: Arc::new(policies),
             metadata,
             upstream,
             nonces,
             decision_log,
-            reload,
             config,
         }))
     }
 
-    pub fn dry_run(&self) -> bool {
-        self.config.mode == Mode::DryRun
+    /// Whether anything reads a request's decision in words: the decision log, or
+    /// dry-run's "would have denied" line.
+    fn wants_decision_words(&self) -> bool {
+        self.decision_log.is_on() || self.config.mode == Mode::DryRun
     }
 }
 
@@ -79,7 +72,7 @@ impl State {
 /// connection's [`Peer`] says so and carries the verified client certificate's identity.
 ///
 /// [`Peer`]: crate::identity::Peer
-pub async fn serve(
+async fn serve(
     state: Arc<State>,
     listener: tokio::net::TcpListener,
     tls: Option<TlsAcceptor>,
@@ -145,6 +138,8 @@ pub async fn run_with(
     let draining = Shutdown::new();
     draining.trigger_on_signals();
     let state = State::new(config)?;
+    // The first load's scratch is free now: give it back rather than keep its peak.
+    crate::ops::memory::release_free_heap();
     // A `[listen.tls]` whose files cannot be used is a start-up error: falling back to
     // plain HTTP, or serving nothing while looking healthy, would both be worse.
     let tls = match &state.config.listen.tls {
@@ -158,7 +153,7 @@ pub async fn run_with(
     }
     // Before the listeners announce themselves, so that a policy change or a SIGHUP right
     // after start-up is not missed (an unhandled SIGHUP would end the process).
-    crate::ops::reload::spawn(state.clone(), draining.clone());
+    crate::ops::reload::spawn(state.policies.clone(), draining.clone());
     let listener = net::bind("proxy", state.config.listen.addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -169,7 +164,8 @@ pub async fn run_with(
     ready(addr(&listener)?, addr(&admin)?);
     let admin_stop = Shutdown::new();
     let admin_task = tokio::spawn(crate::ops::admin::serve_until(
-        state.clone(),
+        state.policies.clone(),
+        state.config.mode,
         admin,
         draining.clone(),
         admin_stop.clone(),
@@ -177,7 +173,12 @@ pub async fn run_with(
     serve(state.clone(), listener, tls, draining.clone()).await;
     admin_stop.trigger();
     let _ = admin_task.await;
-    state.decision_log.flush().await;
+    if tokio::time::timeout(LOG_FLUSH_AT_EXIT, state.decision_log.flush())
+        .await
+        .is_err()
+    {
+        tracing::error!("the decision log did not take its last lines within {LOG_FLUSH_AT_EXIT:?}; exiting without them");
+    }
     tracing::info!("drained; exiting");
     Ok(())
 }

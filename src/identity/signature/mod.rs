@@ -20,10 +20,10 @@ mod v3;
 
 pub use nonce::{NonceCache, Seen};
 
+use super::IdentityError;
 use crate::config;
 use crate::principals::{AccessKey, PrincipalId};
 use crate::request::ParsedRequest;
-use crate::response::ApiError;
 use crate::snapshot::Snapshot;
 use http::HeaderMap;
 use std::time::Duration;
@@ -39,11 +39,11 @@ pub fn verify(
     headers: &HeaderMap,
     request: &ParsedRequest,
     now: i64,
-) -> Result<PrincipalId, ApiError> {
+) -> Result<PrincipalId, IdentityError> {
     let credentials = &request.credentials;
     let claim = match (credentials.has_v3_signature(), credentials.has_v1_signature()) {
         (true, true) => {
-            return Err(ApiError::Identity(
+            return Err(IdentityError::Refused(
                 "the request carries both an Authorization header (V3) and a Signature parameter (RPC v1): sign it one way"
                     .into(),
             ))
@@ -62,21 +62,13 @@ pub fn verify(
     claim.check(key)?;
     match replay.check_and_remember(&claim.key_id, &claim.nonce, timestamp, skew, now) {
         Seen::New => Ok(key.principal),
-        Seen::Replayed => Err(ApiError::Signature {
-            status: 400,
-            code: "SignatureNonceUsed",
-            message: format!(
+        Seen::Replayed => Err(IdentityError::NonceUsed(format!(
                 "Specified signature nonce was used already. {} {:?} was seen within the last {}s; send a fresh nonce with every request",
                 claim.nonce_field,
                 claim.nonce,
                 skew.as_secs()
-            ),
-        }),
-        Seen::Full => Err(ApiError::Signature {
-            status: 503,
-            code: "ServiceUnavailable",
-            message: "too many signed requests within the replay window to remember their nonces; retry later".into(),
-        }),
+        ))),
+        Seen::Full => Err(IdentityError::NonceStoreFull),
     }
 }
 
@@ -106,7 +98,7 @@ pub(super) enum Proof {
 
 impl Claim {
     /// Recomputes the signature with the key's secret and compares in constant time.
-    fn check(&self, key: &AccessKey) -> Result<(), ApiError> {
+    fn check(&self, key: &AccessKey) -> Result<(), IdentityError> {
         let secret = key.secret.expose();
         let (ok, string_to_sign, extra) = match &self.proof {
             Proof::V3 {
@@ -140,29 +132,21 @@ impl Claim {
     }
 }
 
-fn access_key<'a>(snapshot: &'a Snapshot, id: &str) -> Result<&'a AccessKey, ApiError> {
+fn access_key<'a>(snapshot: &'a Snapshot, id: &str) -> Result<&'a AccessKey, IdentityError> {
     snapshot
         .directory
         .access_keys
         .get(id)
-        .ok_or_else(|| ApiError::Signature {
-            status: 404,
-            code: "InvalidAccessKeyId.NotFound",
-            message: format!("Specified access key is not found: {id:?} is not an access key of any principal of this account"),
-        })
+        .ok_or_else(|| IdentityError::UnknownAccessKey(format!("Specified access key is not found: {id:?} is not an access key of any principal of this account")))
 }
 
 /// Parses an ISO 8601 UTC time (`2024-01-02T03:04:05Z`) and checks it is within `skew` of
 /// `now`; returns it as Unix seconds.
-fn check_time(field: &str, value: &str, skew: Duration, now: i64) -> Result<i64, ApiError> {
+fn check_time(field: &str, value: &str, skew: Duration, now: i64) -> Result<i64, IdentityError> {
     let at = OffsetDateTime::parse(value, &Rfc3339)
-        .map_err(|_| ApiError::Signature {
-            status: 400,
-            code: "InvalidTimeStamp.Format",
-            message: format!(
+        .map_err(|_| IdentityError::TimestampMalformed(format!(
                 "Specified time stamp or date value is not well formatted: {field} is {value:?}; use UTC ISO 8601, e.g. 2024-01-02T03:04:05Z"
-            ),
-        })?
+            )))?
         .unix_timestamp();
     let skew_secs = i64::try_from(skew.as_secs()).unwrap_or(i64::MAX);
     if now.abs_diff(at) > skew_secs.unsigned_abs() {
@@ -170,31 +154,19 @@ fn check_time(field: &str, value: &str, skew: Duration, now: i64) -> Result<i64,
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
             .unwrap_or_else(|| now.to_string());
-        return Err(ApiError::Signature {
-            status: 400,
-            code: "InvalidTimeStamp.Expired",
-            message: format!(
+        return Err(IdentityError::TimestampExpired(format!(
                 "Specified time stamp or date value is expired. {field} is {value}, ramgate's time is {now_text}, and at most {skew_secs}s of difference are accepted; check the client's clock"
-            ),
-        });
+            )));
     }
     Ok(at)
 }
 
 /// 400 `IncompleteSignature`: the signature material is missing or malformed.
-pub(super) fn incomplete(message: impl Into<String>) -> ApiError {
-    ApiError::Signature {
-        status: 400,
-        code: "IncompleteSignature",
-        message: message.into(),
-    }
+pub(super) fn incomplete(message: impl Into<String>) -> IdentityError {
+    IdentityError::IncompleteSignature(message.into())
 }
 
 /// 400 `SignatureDoesNotMatch`.
-pub(super) fn mismatch(message: impl Into<String>) -> ApiError {
-    ApiError::Signature {
-        status: 400,
-        code: "SignatureDoesNotMatch",
-        message: message.into(),
-    }
+pub(super) fn mismatch(message: impl Into<String>) -> IdentityError {
+    IdentityError::SignatureDoesNotMatch(message.into())
 }

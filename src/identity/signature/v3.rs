@@ -13,8 +13,8 @@
 //! unsigned `x-acs-action` could change what a valid signature authorizes.
 
 use super::{incomplete, mismatch, Claim, Proof};
+use crate::identity::IdentityError;
 use crate::request::ParsedRequest;
-use crate::response::ApiError;
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -28,7 +28,7 @@ struct Authorization<'a> {
     signature: &'a str,
 }
 
-fn parse_authorization<'a>(value: &'a str) -> Result<Authorization<'a>, ApiError> {
+fn parse_authorization<'a>(value: &'a str) -> Result<Authorization<'a>, IdentityError> {
     let (algorithm, rest) = value
         .trim()
         .split_once(char::is_whitespace)
@@ -78,7 +78,7 @@ fn parse_authorization<'a>(value: &'a str) -> Result<Authorization<'a>, ApiError
 }
 
 /// Reads a V3-signed request into a [`Claim`]: everything but the secret.
-pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, ApiError> {
+pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, IdentityError> {
     let credentials = &request.credentials;
     let value = credentials.authorization.as_deref().unwrap_or_default();
     let auth = parse_authorization(value)?;
@@ -171,7 +171,7 @@ pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Clai
 }
 
 /// `a;b;c` → lowercase names, in the order given (the SDKs sort them), none twice.
-fn signed_header_names(list: &str) -> Result<Vec<String>, ApiError> {
+fn signed_header_names(list: &str) -> Result<Vec<String>, IdentityError> {
     let mut names: Vec<String> = Vec::new();
     for name in list.split(';') {
         let name = name.trim().to_ascii_lowercase();
@@ -209,10 +209,10 @@ pub(super) fn matches(secret: &str, string_to_sign: &str, signature: &[u8]) -> b
 mod tests {
     use super::*;
 
-    fn code(result: Result<impl Sized, ApiError>) -> &'static str {
+    fn code(result: Result<impl Sized, IdentityError>) -> &'static str {
         match result {
             Ok(_) => "ok",
-            Err(e) => e.code(),
+            Err(e) => crate::response::ApiError::from(e).code(),
         }
     }
 
