@@ -89,6 +89,8 @@ pub struct ProxySettings<'a> {
     pub upstream_timeout_ms: u64,
     /// Tables appended after the ones written here.
     pub tables: &'a str,
+    /// `[log] decisions`: `off`, `stdout` or a file path.
+    pub decisions: &'a str,
 }
 
 impl Default for ProxySettings<'_> {
@@ -98,6 +100,7 @@ impl Default for ProxySettings<'_> {
             listen: "",
             upstream_timeout_ms: 5000,
             tables: "",
+            decisions: "off",
         }
     }
 }
@@ -113,13 +116,14 @@ pub fn start_proxy_with(
         listen,
         upstream_timeout_ms,
         tables,
+        decisions,
     } = settings;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let config = format!(
         "account_id = \"1234567890123456\"\n{top}\n\
          [listen]\naddr = \"127.0.0.1:0\"\n{listen}\n[admin]\naddr = \"127.0.0.1:0\"\n\
          [upstream]\nurl = \"http://{backend}\"\ntimeout_ms = {upstream_timeout_ms}\n\
-         [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n{tables}\n",
+         [policy]\ndir = \"{}\"\n[log]\ndecisions = \"{decisions}\"\n{tables}\n",
         policy_dir.display()
     );
     let path = dir.path().join("ramgate.toml");
