@@ -16,26 +16,9 @@ use support::{
 
 const DESCRIBE: &str = "DescribeContainerGroups";
 
+/// A group seeded with a container name that needs encoding, to check what is forwarded.
 async fn create(backend: SocketAddr, name: &str, group: &str, tags: &[(&str, &str)]) -> String {
-    let mut p: Vec<(String, String)> = vec![
-        ("RegionId".into(), "cn-hangzhou".into()),
-        ("ContainerGroupName".into(), name.into()),
-        ("ResourceGroupId".into(), group.into()),
-        // A container name that needs encoding, to check what is forwarded.
-        ("Container.1.Name".into(), "a b*~".into()),
-        ("Container.1.Image".into(), "nginx".into()),
-    ];
-    for (i, (k, v)) in tags.iter().enumerate() {
-        p.push((format!("Tag.{}.Key", i + 1), k.to_string()));
-        p.push((format!("Tag.{}.Value", i + 1), v.to_string()));
-    }
-    let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
-    assert!(status.is_success(), "{body}");
-    body["ContainerGroupId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    support::seed_group_with(backend, name, group, tags, "a b*~").await
 }
 
 async fn state(backend: SocketAddr) -> Value {

@@ -496,3 +496,42 @@ pub async fn recorded(backend: SocketAddr) -> Vec<Value> {
 pub async fn clear_recorded(backend: SocketAddr) {
     request_json(backend, "DELETE", "/_backend/requests", &[], "").await;
 }
+
+/// Creates a container group directly on the backend (no authorization there), with one
+/// container named `app`; returns its id. The one way tests seed container groups.
+pub async fn seed_group(
+    backend: SocketAddr,
+    name: &str,
+    group: &str,
+    tags: &[(&str, &str)],
+) -> String {
+    seed_group_with(backend, name, group, tags, "app").await
+}
+
+/// [`seed_group`] with its one container named `container`.
+pub async fn seed_group_with(
+    backend: SocketAddr,
+    name: &str,
+    group: &str,
+    tags: &[(&str, &str)],
+    container: &str,
+) -> String {
+    let mut p: Vec<(String, String)> = vec![
+        ("RegionId".into(), "cn-hangzhou".into()),
+        ("ContainerGroupName".into(), name.into()),
+        ("ResourceGroupId".into(), group.into()),
+        ("Container.1.Name".into(), container.into()),
+        ("Container.1.Image".into(), "nginx:1.27".into()),
+    ];
+    for (i, (k, v)) in tags.iter().enumerate() {
+        p.push((format!("Tag.{}.Key", i + 1), (*k).to_owned()));
+        p.push((format!("Tag.{}.Value", i + 1), (*v).to_owned()));
+    }
+    let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
+    assert!(status.is_success(), "seeding {name}: {status} {body}");
+    body["ContainerGroupId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("seeding {name}: no id in {body}"))
+        .to_owned()
+}
