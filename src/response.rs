@@ -156,7 +156,7 @@ impl ApiError {
 }
 
 /// The answer to a denied Describe (or list): 200 with nothing in it.
-pub fn silent_empty(request_id: &str, list_field: &str) -> Response<Body> {
+pub(crate) fn silent_empty(request_id: &str, list_field: &str) -> Response<Body> {
     let body = json!({"RequestId": request_id, "TotalCount": 0, list_field: []});
     json_response(StatusCode::OK, request_id, body.to_string().into())
 }
@@ -177,7 +177,7 @@ pub(crate) fn forwarded(
     response
 }
 
-pub fn json_response(status: StatusCode, request_id: &str, body: Bytes) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, request_id: &str, body: Bytes) -> Response<Body> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();

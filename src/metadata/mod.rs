@@ -233,10 +233,9 @@ impl MetadataClient {
                 if !chunk.contains(&id) {
                     continue;
                 }
-                // Fix (tests/faults.rs, `TwoAnswers`): an id answered twice used to keep
-                // whichever item came last, so a backend that reported one group in two
-                // resource groups, or with two sets of tags, could have ramgate decide on
-                // the more permissive one. Contradicting answers fail the lookup (503).
+                // An id answered twice must be answered alike: otherwise either answer
+                // could be the more permissive one, so contradicting answers fail the
+                // lookup (503; tests/faults.rs, `TwoAnswers`).
                 if out
                     .get(&id)
                     .is_some_and(|seen: &Arc<ContainerGroupMeta>| **seen != meta)

@@ -1,6 +1,6 @@
-//! `ramgate serve`: the enforcing proxy. [`State`] holds what every request reads (the
-//! configuration, the [`PolicyStore`], the metadata client, the upstream pool, the replay
-//! cache and the decision log); [`handler`] runs one request through the chain of stages;
+//! `ramgate serve`: the enforcing proxy. `State` holds what every request reads (the
+//! configuration, the policy store, the metadata client, the upstream pool, the replay
+//! cache and the decision log); `handler` runs one request through the chain of stages;
 //! [`run`] wires the listeners, reload, the admin listener and shutdown. `ops` serves the
 //! policy store and knows nothing of this module.
 
