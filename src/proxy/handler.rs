@@ -59,7 +59,7 @@ async fn chain(
     let snapshot = Held::current(&state.policies);
     let caller = identify(state, &snapshot, peer, &parts, &request)?;
     record.identified(&caller.arn, &request.canonical);
-    // quota (SPEC §9): a caller over its share is refused here, before any lookup.
+    // quota (SPEC §9) goes here: after the caller is known, before any lookup.
     let metas = look_up(&state.metadata, &request.canonical.ids).await?;
     let plan = decide(&snapshot, &caller, &request.canonical, &metas);
     record.decided(&snapshot, &plan, state.config.mode);
