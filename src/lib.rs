@@ -24,7 +24,9 @@
 //!    that is not the ECI API's is refused (502), a late one is a 504.
 //! 8. **filter** — [`filter`]: every item of a list answer checked again on its own.
 //!
-//! [`response`] is the one place errors become Alibaba-shaped HTTP answers. A request
+//! Before the first stage, [`net`] accepts the connection (bind, accept, connection limit,
+//! graceful drain, [`net::Shutdown`]). [`response`] is the one place errors become
+//! Alibaba-shaped HTTP answers. A request
 //! record, created before the first stage, owns the in-flight gauge, the request metrics
 //! and the decision-log line, and writes them however the request ends (answered, or
 //! dropped mid-flight by a disconnect, an HTTP/2 reset or the drain).
@@ -40,7 +42,9 @@
 //! Around it: [`proxy`] (the state, the handler chain, `serve`), [`ops`] (metrics, the
 //! admin listener, the policy store with reload and the directory watch, the decision log,
 //! allocator settings and heap trim — composed by the proxy, importing nothing from it),
-//! [`backend`] (the in-memory ECI service), [`demo`], [`cli`] (`check`, `explain`).
+//! [`backend`] (the in-memory ECI service), [`demo`], [`cli`] (`check`, `explain`, `test`,
+//! `who-can`: the last three decide through the planner the proxy calls, via
+//! `cli::hypothetical`).
 
 pub mod backend;
 pub mod catalogue;

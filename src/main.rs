@@ -1,7 +1,8 @@
 //! The `ramgate` binary: parses the command line and hands over to the library.
 
 use clap::{Parser, Subcommand};
-use ramgate::cli::{check, explain};
+use ramgate::cli::hypothetical::RequestFlags;
+use ramgate::cli::{check, explain, test, who_can};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,10 +38,36 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
     },
-    /// Validate a policy directory; print every problem with file, line and column.
+    /// Validate a policy directory; print every problem and warning with file, line and column.
     Check {
         /// The policy directory (principals.toml and <Policy>.json files).
         dir: PathBuf,
+        /// Warnings fail the check too (exit 1).
+        #[arg(long)]
+        strict: bool,
+        /// A ramgate.toml whose account and region Resource patterns are checked against
+        /// (without it, only patterns that can match no ECI container group are reported).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run policy test cases (TOML case files, or directories of them) against the policy
+    /// directory a configuration names.
+    Test {
+        #[arg(long)]
+        config: PathBuf,
+        /// Case files, or directories whose *.toml files are case files.
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// List every principal a request would be allowed for, and the statement that allows it.
+    WhoCan {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        request: RequestFlags,
     },
     /// Explain one decision: allowed or denied, and which statement or condition decided.
     Explain {
@@ -49,21 +76,8 @@ enum Command {
         /// The caller's ARN, e.g. acs:ram::1234567890123456:user/liumi
         #[arg(long)]
         principal: String,
-        /// e.g. DeleteContainerGroup, eci:DescribeContainerGroups or ecs:DescribeSecurityGroups
-        #[arg(long)]
-        action: String,
-        /// The request's ResourceGroupId.
-        #[arg(long)]
-        resource_group: Option<String>,
-        /// A request tag (Tag.N), key=value; repeatable.
-        #[arg(long = "tag", value_parser = explain::parse_tag)]
-        tags: Vec<(String, String)>,
-        /// The target container group's resource group.
-        #[arg(long)]
-        target_group: Option<String>,
-        /// A tag of the target container group, key=value; repeatable.
-        #[arg(long = "resource-tag", value_parser = explain::parse_tag)]
-        resource_tags: Vec<(String, String)>,
+        #[command(flatten)]
+        request: RequestFlags,
     },
 }
 
@@ -82,27 +96,45 @@ fn main() -> ExitCode {
     };
     let stdout = &mut std::io::stdout();
     match cli.command {
-        Command::Check { dir } => exit(check::run(&dir, stdout)),
+        Command::Check {
+            dir,
+            strict,
+            config,
+        } => exit(check::run(
+            &check::Args {
+                dir,
+                strict,
+                config,
+            },
+            stdout,
+        )),
+        Command::Test {
+            config,
+            cases,
+            junit,
+        } => exit(test::run(
+            &test::Args {
+                config,
+                cases,
+                junit,
+            },
+            stdout,
+        )),
+        Command::WhoCan { config, request } => {
+            exit(who_can::run(&who_can::Args { config, request }, stdout))
+        }
         Command::Explain {
             config,
             principal,
-            action,
-            resource_group,
-            tags,
-            target_group,
-            resource_tags,
-        } => {
-            let args = explain::Args {
+            request,
+        } => exit(explain::run(
+            &explain::Args {
                 config,
                 principal,
-                action,
-                resource_group,
-                tags,
-                target_group,
-                resource_tags,
-            };
-            exit(explain::run(&args, stdout))
-        }
+                request,
+            },
+            stdout,
+        )),
         Command::Backend { listen } => run_async(ramgate::backend::run(listen)),
         Command::Serve { config } => match ramgate::config::Config::load(&config) {
             Ok(config) => run_async(ramgate::proxy::run(config)),

@@ -1,18 +1,9 @@
 //! `ramgate check` and `ramgate explain`, run as the real binary.
 
 mod corpus;
+mod support;
 
-use std::process::Command;
-
-fn ramgate(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ramgate"))
-        .args(args)
-        .output()
-        .expect("run ramgate");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
+use support::run_to_end as ramgate;
 
 #[test]
 fn check_accepts_the_demo_policies() {

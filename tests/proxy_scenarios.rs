@@ -1,12 +1,17 @@
 //! Every row of SCENARIOS.md end to end: the real `ramgate backend` and `ramgate serve`
 //! on 127.0.0.1:0, each case sent in one of the two wire dialects (alternating), and the
 //! backend's state checked afterwards — nothing created, changed or deleted when a call
-//! was denied.
+//! was denied. The same rows are decided through `explain`'s code path and must agree.
 
 mod corpus;
 mod support;
 
 use corpus::{Case, Expect};
+use ramgate::cli::explain;
+use ramgate::cli::hypothetical::{self, Hypothetical, Outcome};
+use ramgate::decision::Authorizer;
+use ramgate::model::{ContainerGroupMeta, Tags};
+use ramgate::snapshot::{Account, Snapshot};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -213,4 +218,152 @@ async fn policy_file_rows_keep_the_running_proxy_on_its_last_good_policies() {
         );
         std::fs::remove_file(policies.path().join(&case.file)).unwrap();
     }
+}
+
+/// The facts of a scenario case, as `explain`, `test` and `who-can` describe a request.
+fn hypothetical(case: &Case) -> (Hypothetical, Vec<String>) {
+    let world = corpus::world().groups;
+    let names: Vec<String> = case
+        .target
+        .iter()
+        .chain(&case.ids)
+        .chain(&case.resource_ids)
+        .cloned()
+        .collect();
+    let targets = names
+        .iter()
+        .map(|name| {
+            let g = world
+                .iter()
+                .find(|g| g.name == *name)
+                .unwrap_or_else(|| panic!("{name} is not in the world"));
+            ContainerGroupMeta {
+                resource_group: g.resource_group.clone(),
+                tags: Tags::from_pairs(g.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            }
+        })
+        .collect();
+    let untag_keys = (1..)
+        .map_while(|n| case.params.get(&format!("TagKey.{n}")).cloned())
+        .collect();
+    let facts = Hypothetical {
+        action: case.action.clone(),
+        resource_group: case.group.clone(),
+        tags: case
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        untag_keys,
+        targets,
+    };
+    (facts, names)
+}
+
+/// Issue 12: `explain`'s code path (the adapter all offline commands share, and the
+/// planner) and the running proxy give every scenario row the same answer: the same
+/// outcome, the same refusal code, the same returned groups and the same created-in group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_and_the_proxy_agree_on_every_scenario_row() {
+    let (_backend_process, backend) = start_backend();
+    let account = Account {
+        id: "1234567890123456".into(),
+        region: "cn-hangzhou".into(),
+    };
+    let mut disagreements = Vec::new();
+    let mut count = 0;
+    for (file, scenarios) in corpus::decision_files() {
+        let policies = corpus::policy_dir(&scenarios.setting);
+        let snapshot = Snapshot::load(policies.path(), account.clone()).expect("policies");
+        let proxy = start_proxy(backend, policies.path(), "", "");
+        for case in &scenarios.cases {
+            let ids = seed_world(backend).await;
+            let by_id: HashMap<&String, &String> = ids.iter().map(|(n, i)| (i, n)).collect();
+            let before = backend_state(backend).await;
+            let (status, body) = send(proxy.addr, case, &ids, count % 2 == 1).await;
+            count += 1;
+            let after = backend_state(backend).await;
+            let (facts, target_names) = hypothetical(case);
+            let principal = snapshot
+                .directory
+                .by_arn("1234567890123456", &corpus::arn(&case.caller))
+                .expect("caller");
+            let auth = Authorizer::new(&snapshot, explain::offline_caller(principal));
+            let decided = facts.prepare("cn-hangzhou").expect("prepare").decide(&auth);
+            let returned: Option<Vec<String>> = body["ContainerGroups"].as_array().map(|items| {
+                let mut names: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| i["ContainerGroupId"].as_str())
+                    .map(|id| {
+                        by_id
+                            .get(&id.to_owned())
+                            .map_or("?".into(), |n| n.to_string())
+                    })
+                    .collect();
+                names.sort();
+                names
+            });
+            let proxy_outcome = match (status, &returned) {
+                (200, Some(names)) if names.is_empty() => Outcome::Empty,
+                (200, _) => Outcome::Allow,
+                _ => Outcome::Deny,
+            };
+            let code = body["Code"].as_str().map(str::to_owned);
+            let mut problems = Vec::new();
+            if decided.outcome != proxy_outcome {
+                problems.push(format!(
+                    "explain says {}, the proxy answered {status} {body}",
+                    decided.outcome.as_str()
+                ));
+            }
+            if decided.outcome == Outcome::Deny && decided.code().map(str::to_owned) != code {
+                problems.push(format!("codes differ: {:?} and {code:?}", decided.code()));
+            }
+            if !decided.request.ids.is_empty() && decided.outcome != Outcome::Deny {
+                let mut named: Vec<String> = decided
+                    .returned
+                    .iter()
+                    .map(|id| {
+                        let n: usize = id
+                            .strip_prefix(hypothetical::TARGET_ID)
+                            .and_then(|rest| rest.strip_prefix('-'))
+                            .map_or(1, |n| n.parse().unwrap_or(0));
+                        target_names[n - 1].clone()
+                    })
+                    .collect();
+                named.sort();
+                if decided.request.action.name == "DescribeContainerGroups"
+                    && Some(&named) != returned.as_ref()
+                {
+                    problems.push(format!("returned: {named:?} and {returned:?}"));
+                }
+            }
+            if case.action == "CreateContainerGroup" && status == 200 {
+                let created: Vec<&String> = after
+                    .iter()
+                    .filter(|(id, _)| !before.contains_key(*id))
+                    .map(|(_, (group, _))| group)
+                    .collect();
+                if created != [decided.request.resource_group.as_ref().expect("resolved")] {
+                    problems.push(format!(
+                        "created in {created:?}, explain says {:?}",
+                        decided.request.resource_group
+                    ));
+                }
+            }
+            for p in problems {
+                disagreements.push(format!(
+                    "{file} {} {} as {}: {p}",
+                    case.row, case.action, case.caller
+                ));
+            }
+        }
+    }
+    assert!(count > 50, "only {count} rows ran");
+    assert!(
+        disagreements.is_empty(),
+        "{} of {count} rows disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
 }

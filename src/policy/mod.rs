@@ -51,8 +51,13 @@ pub enum StatementResult {
 impl Statement {
     /// `action` must already be lowercased (the catalogue keeps a lowercase copy).
     pub fn covers(&self, action_lower: &str, resource: &str) -> bool {
+        self.covers_action(action_lower) && self.resources.iter().any(|p| p.matches(resource))
+    }
+
+    /// Whether `Action` (or `NotAction`) takes in `action_lower`, whatever the resource.
+    pub fn covers_action(&self, action_lower: &str) -> bool {
         let action_listed = self.actions.iter().any(|p| p.matches(action_lower));
-        action_listed != self.not_action && self.resources.iter().any(|p| p.matches(resource))
+        action_listed != self.not_action
     }
 
     pub fn evaluate(

@@ -31,6 +31,14 @@ pub fn command(args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `ramgate` with `args` to completion: its exit code, and stdout then stderr.
+pub fn run_to_end(args: &[&str]) -> (i32, String) {
+    let out = command(args).output().expect("run ramgate");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// A running `ramgate` child process. Killed on drop.
 pub struct Ramgate {
     child: Child,
