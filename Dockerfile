@@ -22,6 +22,9 @@ RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin ramgate
     && strip target/release/ramgate
 
 FROM debian:bookworm-slim
+# The system trust store, for an https:// upstream (rustls-native-certs reads it).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin ramgate
 COPY --from=build /src/target/release/ramgate /usr/local/bin/ramgate
 COPY config/policies /etc/ramgate/policies

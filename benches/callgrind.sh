@@ -44,20 +44,7 @@ curl -fsS -X POST "http://$BACKEND/_backend/faults?record_requests=false" >/dev/
 ID=$(curl -fsS -X POST "http://$BACKEND/?Action=CreateContainerGroup&Version=2018-08-08&RegionId=cn-hangzhou&ContainerGroupName=bench-0&ResourceGroupId=rg-default&Tag.1.Key=name&Tag.1.Value=liumi&Tag.2.Key=env&Tag.2.Value=test&Container.1.Name=c1&Container.1.Image=nginx" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["ContainerGroupId"])')
 
-cat >"$TMP/ramgate.toml" <<EOF
-account_id = "1234567890123456"
-region = "cn-hangzhou"
-[listen]
-addr = "127.0.0.1:0"
-[admin]
-addr = "127.0.0.1:0"
-[upstream]
-url = "http://$BACKEND"
-[policy]
-dir = "$ROOT/config/policies"
-[log]
-decisions = "off"
-EOF
+ramgate_config "$TMP/ramgate.toml" "$ROOT/config/policies"
 
 # One callgrind run of the proxy serving $1 calls; prints the callgrind.out path.
 run() {

@@ -1,4 +1,4 @@
-# Shared by the benchmark scripts (load.sh, memory.sh, callgrind.sh); sourced, not run.
+# Shared by the benchmark scripts (load.sh, memory.sh, callgrind.sh, cluster.sh); sourced, not run.
 # Expects ROOT (the checkout) to be set.
 
 # RAMGATE_BIN, unless given: the release binary, built here.
@@ -35,4 +35,24 @@ listening() {
     sleep 0.05
   done
   echo "no 'listening $name' in $log:" >&2; cat "$log" >&2; exit 1
+}
+
+# Writes a ramgate.toml to $1 for the backend at $BACKEND and the policy directory $2, with
+# ephemeral loopback listeners and the decision log off; $3, if given, is more TOML (tables).
+ramgate_config() {
+  cat >"$1" <<EOF
+account_id = "1234567890123456"
+region = "cn-hangzhou"
+[listen]
+addr = "127.0.0.1:0"
+[admin]
+addr = "127.0.0.1:0"
+[upstream]
+url = "http://$BACKEND"
+[policy]
+dir = "$2"
+[log]
+decisions = "off"
+${3:-}
+EOF
 }

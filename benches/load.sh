@@ -130,23 +130,9 @@ NGINX_ADDR=127.0.0.1:$NGINX_PORT
 # --- ramgate: one with the default metadata TTL, one with a short TTL for `miss` -----------
 start_ramgate() {
   local name=$1 ttl_ms=$2
-  cat >"$TMP/$name.toml" <<EOF
-account_id = "1234567890123456"
-region = "cn-hangzhou"
-[listen]
-addr = "127.0.0.1:0"
-[admin]
-addr = "127.0.0.1:0"
-[upstream]
-url = "http://$BACKEND"
-[metadata]
+  ramgate_config "$TMP/$name.toml" "$ROOT/config/policies" "[metadata]
 ttl_ms = $ttl_ms
-negative_ttl_ms = $ttl_ms
-[policy]
-dir = "$ROOT/config/policies"
-[log]
-decisions = "off"
-EOF
+negative_ttl_ms = $ttl_ms"
   taskset -c "$PROXY_CPU" "$RAMGATE_BIN" serve --config "$TMP/$name.toml" >"$TMP/$name.log" 2>&1 &
   PIDS+=("$!")
   eval "${name}_PID=$!"

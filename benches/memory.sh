@@ -62,23 +62,9 @@ curl -fsS -X POST "http://$BACKEND/_backend/faults?record_requests=false" >/dev/
 
 start_ramgate() {
   local name=$1 dir=$2
-  cat >"$TMP/$name.toml" <<EOF
-account_id = "1234567890123456"
-region = "cn-hangzhou"
-[listen]
-addr = "127.0.0.1:0"
-[admin]
-addr = "127.0.0.1:0"
-[upstream]
-url = "http://$BACKEND"
-[metadata]
+  ramgate_config "$TMP/$name.toml" "$dir" "[metadata]
 ttl_ms = 3600000
-max_entries = 100000
-[policy]
-dir = "$dir"
-[log]
-decisions = "off"
-EOF
+max_entries = 100000"
   taskset -c "$PROXY_CPU" "$RAMGATE_BIN" serve --config "$TMP/$name.toml" >"$TMP/$name.log" 2>&1 &
   PIDS+=("$!")
   eval "${name}_PID=$!"

@@ -20,4 +20,11 @@ if ! cmp -s "$requirements" .venv/requirements.txt 2>/dev/null \
   cp "$requirements" .venv/requirements.txt
 fi
 
+# redis-server for the [cluster] tests (tests/cluster.rs, the soak's replicas). Without it
+# those tests skip, except with CI=true, where they fail.
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== redis-server for the cluster tests"
+  apt-get update -qq && apt-get install -y -qq redis-server
+fi
+
 cargo test --all-targets --no-fail-fast

@@ -55,10 +55,68 @@ pub struct ActionSpec {
     pub writes: bool,
 }
 
+/// What an action does with the tag parameters (`Tag.N.Key`/`Tag.N.Value`, `TagKey.N`,
+/// `All`): the per-action parameter model that the parser, the decision engine
+/// (`decision::resulting_tags`) and the backend all read, so that none of them can give a
+/// tag parameter a meaning the others do not. A tag parameter an action does not take is
+/// refused (400 `InvalidParameter`), never forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TagParams {
+    /// None of `Tag.N`, `TagKey.N`, `All`.
+    None,
+    /// `Tag.N` are tags to add, or to replace by key (`Tag.N.Key` alone is the empty value).
+    Set,
+    /// `Tag.N` filter the answer: every `Tag.N.Key` needs its `Tag.N.Value` (ECI would read
+    /// a key alone as "any value", which is not what ramgate authorizes).
+    Filter,
+    /// `TagKey.N` are tag keys to remove, or `All=true` removes every tag; no `Tag.N`.
+    Remove,
+}
+
+impl TagParams {
+    /// Whether the action takes `Tag.N`.
+    pub fn takes_tags(self) -> bool {
+        matches!(self, TagParams::Set | TagParams::Filter)
+    }
+
+    /// Whether the action takes `TagKey.N` and `All`.
+    pub fn takes_removals(self) -> bool {
+        self == TagParams::Remove
+    }
+}
+
 impl ActionSpec {
     /// True for the tag APIs, which name groups with `ResourceId.N` and need `ResourceType`.
     pub fn is_tag_api(&self) -> bool {
         self.targets == Targets::ResourceIds
+    }
+
+    /// Which tag parameters this action takes and what it does with them (ECI 2018-08-08):
+    /// `UntagResources` alone removes (`TagKey.N`, `All`); Create, `TagResources`,
+    /// `UpdateContainerGroup` and the other creates and updates that carry tags set
+    /// `Tag.N`; the lists that take tags read them as filters; every other action takes
+    /// none of them.
+    pub fn tag_params(&self) -> TagParams {
+        match self.name {
+            "UntagResources" => TagParams::Remove,
+            "CreateContainerGroup"
+            | "TagResources"
+            | "UpdateContainerGroup"
+            | "CreateImageCache"
+            | "CreateDataCache"
+            | "CreateVirtualNode"
+            | "UpdateImageCache"
+            | "UpdateDataCache"
+            | "UpdateVirtualNode" => TagParams::Set,
+            "DescribeContainerGroups"
+            | "DescribeContainerGroupStatus"
+            | "DescribeContainerGroupEvents"
+            | "ListTagResources"
+            | "DescribeImageCaches"
+            | "DescribeDataCaches"
+            | "DescribeVirtualNodes" => TagParams::Filter,
+            _ => TagParams::None,
+        }
     }
 }
 
@@ -243,6 +301,11 @@ mod tests {
             };
             assert!(expected.contains(&spec.targets), "{}", spec.name);
             assert!(!spec.changes_tags || spec.writes, "{}", spec.name);
+            // Exactly the actions that change tags take tags to set or remove on groups.
+            let changes = spec.kind != Kind::Create
+                && spec.targets != Targets::None
+                && matches!(spec.tag_params(), TagParams::Set | TagParams::Remove);
+            assert_eq!(changes, spec.changes_tags, "{}", spec.name);
         }
     }
 

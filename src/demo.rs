@@ -2,6 +2,11 @@
 //! `config/ramgate.toml` and the demo policies of SCENARIOS.md, seeded with a few tagged
 //! container groups, and ready-to-paste `curl` calls for an allowed, a denied and a
 //! silently emptied request.
+//!
+//! With `--cloud` the backend also plays Alibaba Cloud ([`backend::cloud`]): the proxy
+//! reaches it over HTTPS (the demo CA and certificate of `config/demo-cloud/`) and signs
+//! every call ACS3 with a demo AccessKey of its own, as it would in front of the real ECI
+//! endpoint. The curl calls are the same; only the way ramgate reaches the backend changes.
 
 use crate::backend::{self, NewGroup};
 use crate::config::Config;
@@ -12,7 +17,19 @@ use std::path::Path;
 
 const ACCOUNT: &str = "1234567890123456";
 
-pub async fn run(config_path: &Path) -> Result<(), String> {
+/// ramgate's own AccessKey in `demo --cloud` (demo-only, like the demo users' keys).
+const CLOUD_KEY_ID: &str = "LTAIdemoRamgateUpstream";
+const CLOUD_SECRET: &str = "demo-only-upstream-secret";
+
+/// Puts the demo AccessKey where the credential chain's first source looks: the
+/// environment. Call before any thread starts.
+pub fn set_cloud_credentials() {
+    std::env::set_var("ALIBABA_CLOUD_ACCESS_KEY_ID", CLOUD_KEY_ID);
+    std::env::set_var("ALIBABA_CLOUD_ACCESS_KEY_SECRET", CLOUD_SECRET);
+    std::env::remove_var("ALIBABA_CLOUD_SECURITY_TOKEN");
+}
+
+pub async fn run(config_path: &Path, cloud: bool) -> Result<(), String> {
     let mut config = Config::load(config_path).map_err(|e| e.to_string())?;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
@@ -20,6 +37,37 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     config.upstream.url = format!("http://{}", backend.addr);
+    if cloud {
+        let certs = config_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("demo-cloud");
+        let mode = backend::CloudMode {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: Some(crate::config::Tls {
+                cert: certs.join("server.pem"),
+                key: certs.join("server-key.pem"),
+                client_ca: None,
+            }),
+            key: backend::cloud::CloudKey {
+                access_key_id: CLOUD_KEY_ID.to_owned(),
+                secret: CLOUD_SECRET.to_owned(),
+                security_token: None,
+            },
+        };
+        let (cloud_addr, serving) =
+            backend::spawn_cloud(backend.backend.clone(), mode, shutdown.clone())
+                .await
+                .map_err(|e| format!("the demo cloud listener: {e}"))?;
+        tokio::spawn(serving);
+        config.upstream.url = format!("https://localhost:{}", cloud_addr.port());
+        config.upstream.signing = crate::config::Signing::Acs3;
+        config.upstream.ca_file = Some(certs.join("ca.pem"));
+        config.upstream.credentials = Some(crate::config::UpstreamCredentials {
+            source: crate::config::CredentialSource::Env,
+            ..Default::default()
+        });
+    }
     let groups = [
         (
             "web-liumi-test",
@@ -44,8 +92,9 @@ pub async fn run(config_path: &Path) -> Result<(), String> {
         }
         ids.push(backend.backend.create(spec));
     }
+    let upstream = cloud.then(|| config.upstream.url.clone());
     let result = proxy::run_with(config, |proxy_addr, admin_addr| {
-        print_tour(proxy_addr, admin_addr, &ids)
+        print_tour(proxy_addr, admin_addr, &ids, upstream.as_deref())
     })
     .await;
     backend.stop().await;
@@ -56,8 +105,14 @@ fn curl(proxy: SocketAddr, who: &str, query: &str) -> String {
     format!("curl -s -X POST -H 'x-ramgate-principal: acs:ram::{ACCOUNT}:{who}' 'http://{proxy}/?Version=2018-08-08&RegionId=cn-hangzhou&{query}'")
 }
 
-fn print_tour(proxy: SocketAddr, admin: SocketAddr, ids: &[String]) {
+fn print_tour(proxy: SocketAddr, admin: SocketAddr, ids: &[String], cloud: Option<&str>) {
     let (test_ok, prod) = (&ids[0], &ids[1]);
+    if let Some(url) = cloud {
+        println!(
+            "\nramgate demo --cloud: the backend plays Alibaba Cloud at {url} (HTTPS, the demo CA in config/demo-cloud/);\n\
+             ramgate signs every call it makes ACS3-HMAC-SHA256 with its own AccessKey {CLOUD_KEY_ID}, and sends no x-ramgate-* header."
+        );
+    }
     println!(
         "\nramgate demo: proxy on http://{proxy}, admin on http://{admin}, in-memory backend behind it.\n\
          Seeded container groups: {} (name=liumi,env=test), {} (name=liumi,env=prod), {} (rg-test-a), {} (rg-test-b).\n\

@@ -1,6 +1,13 @@
 //! Response filtering for list answers: every item is checked again, on its own resource
 //! group and tags, before it is returned, and `TotalCount` is corrected by the number
 //! removed. An answer that cannot be read item by item is refused, never passed through.
+//!
+//! What a filtered page may reveal (docs/SECURITY.md): when the caller may see every item
+//! the backend can answer with ([`Visibility::exhaustive`]), the page passes as SPEC §3
+//! says. Otherwise the backend's `TotalCount` and `NextToken` describe items the caller may
+//! not see (the backend's token even names the next item's group and tag key), so the page
+//! tells only what is on it: `TotalCount` is the number of items returned and `NextToken`
+//! is empty.
 
 use crate::decision::{Authorizer, Visibility};
 use crate::metadata::GroupItem;
@@ -44,6 +51,7 @@ pub fn describe(
         }
     }
     let removed = items.len() - kept.len();
+    let kept_count = kept.len();
 
     let mut out = Vec::with_capacity(body.len());
     out.push(b'{');
@@ -64,12 +72,16 @@ pub fn describe(
                 }
                 out.push(b']');
             }
+            "TotalCount" if !visibility.exhaustive => {
+                out.extend_from_slice(kept_count.to_string().as_bytes());
+            }
             "TotalCount" => {
                 let total: Value =
                     serde_json::from_str(value.get()).map_err(|e| FilterError(e.to_string()))?;
                 let corrected = total.as_u64().unwrap_or(0).saturating_sub(removed as u64);
                 out.extend_from_slice(corrected.to_string().as_bytes());
             }
+            "NextToken" if !visibility.exhaustive => out.extend_from_slice(b"\"\""),
             _ => {
                 // Small fields (RequestId, NextToken): read whole, so a container group
                 // placed here cannot pass unchecked.
@@ -123,7 +135,7 @@ pub fn list(
     let Some(object) = answer.as_object_mut() else {
         return Err(FilterError("not a JSON object".into()));
     };
-    let mut removed = 0;
+    let (mut removed, mut kept) = (0, 0);
     for value in object.values_mut() {
         let Some(items) = value.as_array_mut() else {
             continue;
@@ -138,8 +150,13 @@ pub fn list(
             })
         });
         removed += before - items.len();
+        kept += items.len();
     }
-    correct_total(&mut answer, removed);
+    if visibility.exhaustive {
+        correct_total(&mut answer, removed);
+    } else {
+        page_only(&mut answer, kept);
+    }
     serde_json::to_vec(&answer)
         .map(Bytes::from)
         .map_err(|e| FilterError(e.to_string()))
@@ -189,6 +206,16 @@ fn item_id(item: &Value) -> Option<&str> {
     item.get("ContainerGroupId")
         .or_else(|| item.get("ResourceId"))
         .and_then(Value::as_str)
+}
+
+/// A page that tells only what is on it: `TotalCount` the items returned, no `NextToken`.
+fn page_only(answer: &mut Value, kept: usize) {
+    if let Some(total) = answer.get_mut("TotalCount") {
+        *total = Value::from(kept);
+    }
+    if let Some(token) = answer.get_mut("NextToken") {
+        *token = Value::from("");
+    }
 }
 
 /// The backend's `TotalCount` minus the items removed from this page.

@@ -31,12 +31,18 @@ enum Command {
         /// The demo configuration.
         #[arg(long, default_value = "config/ramgate.toml")]
         config: PathBuf,
+        /// Have the backend play Alibaba Cloud: HTTPS with the demo certificate in
+        /// config/demo-cloud/, calls signed ACS3 with ramgate's own (demo) AccessKey.
+        #[arg(long)]
+        cloud: bool,
     },
     /// Run the in-memory ECI-compatible container-group service (for demos, tests and benchmarks).
     Backend {
         /// Address to listen on; port 0 picks a free port (the real one is logged).
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
+        #[command(flatten)]
+        cloud: CloudArgs,
     },
     /// Validate a policy directory; print every problem and warning with file, line and column.
     Check {
@@ -135,7 +141,13 @@ fn main() -> ExitCode {
             },
             stdout,
         )),
-        Command::Backend { listen } => run_async(ramgate::backend::run(listen)),
+        Command::Backend { listen, cloud } => match cloud.mode() {
+            Ok(mode) => run_async(ramgate::backend::run(listen, mode)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve { config } => match ramgate::config::Config::load(&config) {
             Ok(config) => run_async(ramgate::proxy::run(config)),
             Err(problems) => {
@@ -143,7 +155,76 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Demo { config } => run_async(ramgate::demo::run(&config)),
+        Command::Demo { config, cloud } => {
+            if cloud {
+                // Before the runtime starts: the process is still one thread.
+                ramgate::demo::set_cloud_credentials();
+            }
+            run_async(ramgate::demo::run(&config, cloud))
+        }
+    }
+}
+
+/// `ramgate backend`'s cloud mode (SPEC §8 tests and `demo --cloud`).
+#[derive(clap::Args, Debug)]
+struct CloudArgs {
+    /// Also listen here as the cloud: only calls signed by --access-key-id are served.
+    #[arg(long)]
+    cloud_listen: Option<SocketAddr>,
+    /// The cloud listener's certificate (PEM); with --tls-key, it serves HTTPS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The one AccessKey id the cloud accepts.
+    #[arg(long, requires = "cloud_listen")]
+    access_key_id: Option<String>,
+    /// The environment variable holding that key's secret (never the secret itself on a
+    /// command line, where `ps` shows it).
+    #[arg(long, requires = "access_key_id")]
+    access_key_secret_env: Option<String>,
+    /// The environment variable holding the STS token the key must come with, if any.
+    #[arg(long, requires = "access_key_id")]
+    security_token_env: Option<String>,
+}
+
+impl CloudArgs {
+    fn mode(self) -> Result<Option<ramgate::backend::CloudMode>, String> {
+        let Some(listen) = self.cloud_listen else {
+            return Ok(None);
+        };
+        let id = self
+            .access_key_id
+            .ok_or("--cloud-listen needs --access-key-id and --access-key-secret-env")?;
+        let secret_env = self
+            .access_key_secret_env
+            .ok_or("--cloud-listen needs --access-key-secret-env")?;
+        let secret = std::env::var(&secret_env)
+            .map_err(|_| format!("--access-key-secret-env names {secret_env}, which is not set"))?;
+        let security_token = match self.security_token_env {
+            Some(name) => Some(
+                std::env::var(&name)
+                    .map_err(|_| format!("--security-token-env names {name}, which is not set"))?,
+            ),
+            None => None,
+        };
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(ramgate::config::Tls {
+                cert,
+                key,
+                client_ca: None,
+            }),
+            _ => None,
+        };
+        Ok(Some(ramgate::backend::CloudMode {
+            listen,
+            tls,
+            key: ramgate::backend::cloud::CloudKey {
+                access_key_id: id,
+                secret,
+                security_token,
+            },
+        }))
     }
 }
 

@@ -52,6 +52,9 @@ pub enum ApiError {
     Upstream(#[from] UpstreamError),
     #[error("The backend's answer was refused: {0}")]
     Filter(#[from] FilterError),
+    /// Over the caller's `[[quotas]]` limit (SPEC §9).
+    #[error("Request was denied due to user flow control.")]
+    Throttled { retry_after_ms: u64 },
 }
 
 fn upstream_message(e: &UpstreamError) -> String {
@@ -59,7 +62,23 @@ fn upstream_message(e: &UpstreamError) -> String {
         UpstreamError::Unreachable(m) => format!("The backend could not be reached: {m}"),
         UpstreamError::Rejected(m) => format!("The backend's answer was refused: {m}"),
         UpstreamError::Timeout(ms) => format!("The backend did not answer within {ms} ms."),
+        UpstreamError::Tls(_) | UpstreamError::CredentialsRejected { .. } => {
+            format!("The backend could not be reached: {e}")
+        }
+        UpstreamError::NoCredential(m) => format!(
+            "ramgate has no valid credential to call Alibaba Cloud with, so nothing was sent: {m}"
+        ),
     }
+}
+
+/// A failed metadata lookup fails the request closed (SPEC §1): 503, or 502 when the
+/// upstream's certificate or its answer to ramgate's own credential was the problem; a
+/// missing credential of ramgate's own is 503 as for a forwarded call.
+fn lookup_is_bad_gateway(e: &LookupError) -> bool {
+    matches!(
+        e,
+        LookupError::Upstream(UpstreamError::Tls(_) | UpstreamError::CredentialsRejected { .. })
+    )
 }
 
 impl RequestError {
@@ -89,7 +108,7 @@ impl ApiError {
             ApiError::Identity(e) => match e {
                 IdentityError::Refused(_) => 401,
                 IdentityError::UnknownAccessKey(_) => 404,
-                IdentityError::NonceStoreFull => 503,
+                IdentityError::NonceStoreFull | IdentityError::NonceStoreUnavailable(_) => 503,
                 IdentityError::IncompleteSignature(_)
                 | IdentityError::SignatureDoesNotMatch(_)
                 | IdentityError::TimestampMalformed(_)
@@ -98,9 +117,12 @@ impl ApiError {
             },
             ApiError::Denied { .. } | ApiError::ServiceRoleNotAuthorized { .. } => 403,
             ApiError::ResourceGroupImmutable => 400,
+            ApiError::Lookup(e) if lookup_is_bad_gateway(e) => 502,
             ApiError::Lookup(_) => 503,
             ApiError::Upstream(UpstreamError::Timeout(_)) => 504,
+            ApiError::Upstream(UpstreamError::NoCredential(_)) => 503,
             ApiError::Upstream(_) | ApiError::Filter(_) => 502,
+            ApiError::Throttled { .. } => 400,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -117,14 +139,19 @@ impl ApiError {
                 IdentityError::TimestampMalformed(_) => "InvalidTimeStamp.Format",
                 IdentityError::TimestampExpired(_) => "InvalidTimeStamp.Expired",
                 IdentityError::NonceUsed(_) => "SignatureNonceUsed",
-                IdentityError::NonceStoreFull => "ServiceUnavailable",
+                IdentityError::NonceStoreFull | IdentityError::NonceStoreUnavailable(_) => {
+                    "ServiceUnavailable"
+                }
             },
             ApiError::Denied { .. } => "Forbidden.RAM",
             ApiError::ServiceRoleNotAuthorized { .. } => "Forbidden.ServiceRoleNotAuthorized",
             ApiError::ResourceGroupImmutable => "OperationDenied.ResourceGroupImmutable",
+            ApiError::Lookup(e) if lookup_is_bad_gateway(e) => "BadGateway",
             ApiError::Lookup(_) => "ServiceUnavailable",
             ApiError::Upstream(UpstreamError::Timeout(_)) => "GatewayTimeout",
+            ApiError::Upstream(UpstreamError::NoCredential(_)) => "ServiceUnavailable",
             ApiError::Upstream(_) | ApiError::Filter(_) => "BadGateway",
+            ApiError::Throttled { .. } => "Throttling.User",
         }
     }
 
@@ -151,7 +178,14 @@ impl ApiError {
                 "PolicyType": reason.policy_type().as_str(),
             });
         }
-        json_response(self.status(), request_id, body.to_string().into())
+        let mut response = json_response(self.status(), request_id, body.to_string().into());
+        if let ApiError::Throttled { retry_after_ms } = self {
+            // What newer SDKs read as "throttled, retry after this many milliseconds".
+            response
+                .headers_mut()
+                .insert("x-acs-retry-after", HeaderValue::from(retry_after_ms));
+        }
+        response
     }
 }
 
@@ -241,6 +275,19 @@ mod tests {
             PolicyType::ResourceGroupLevelIdentityBasedPolicy.as_str()
         );
         assert_eq!(v["AccessDeniedDetail"]["AuthPrincipalDisplayName"], "test");
+    }
+
+    #[tokio::test]
+    async fn throttling_is_alibabas_with_a_retry_after() {
+        let r = ApiError::Throttled {
+            retry_after_ms: 1500,
+        }
+        .into_response("req-2");
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()["x-acs-retry-after"], "1500");
+        let v = body_of(r).await;
+        assert_eq!(v["Code"], "Throttling.User");
+        assert_eq!(v["Message"], "Request was denied due to user flow control.");
     }
 
     #[tokio::test]

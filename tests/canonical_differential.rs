@@ -11,11 +11,16 @@
 //! the cases, one ambiguity is injected: a parameter given twice (same or another value),
 //! in both the query and the body, a second name differing only in case, a reserved name
 //! re-cased, conflicting `Action` and `x-acs-action`, a gap in `Tag.N`, a tag value
-//! without its key, an action name in the wrong case.
+//! without its key, an action name in the wrong case, a tag parameter the action does not
+//! take (`All`/`TagKey.N` outside `UntagResources`, `Tag.N` on it), a filter's
+//! `Tag.N.Key` without its value. Whether the last two must be refused is asked of the
+//! reference evaluator's per-action parameter model (`reference::tag_change`), not of
+//! ramgate's catalogue.
 //!
 //! The oracle:
 //! * an ambiguous request is refused (400, or 404 for the action name), never accepted;
-//! * an unambiguous one is accepted, and its canonical parameters are the meaning
+//! * an unambiguous one is accepted (and the reference's parameter model takes it too), and
+//!   its canonical parameters are the meaning
 //!   (credentials and `Format` dropped, `Version` added, `ContainerGroupIds` compacted);
 //! * what is forwarded (`CanonicalRequest::forward_query`), read back with the backend's
 //!   own parameter reader (`ramgate::request::encoding::parse_urlencoded`), is exactly the
@@ -24,6 +29,7 @@
 //! The last test sends a sample of the same requests through the real proxy to the
 //! in-memory backend and compares what the backend received with the meaning.
 
+mod reference;
 mod support;
 
 use support::SplitMix as Choices;
@@ -227,6 +233,8 @@ enum Injection {
     TagGap,
     ValueWithoutKey,
     ActionRecased,
+    NotTaken,
+    FilterKeyAlone,
 }
 
 fn injection() -> impl Strategy<Value = Option<Injection>> {
@@ -235,7 +243,7 @@ fn injection() -> impl Strategy<Value = Option<Injection>> {
         5 => Just(None),
         1 => proptest::sample::select(vec![
             DuplicateSame, DuplicateOther, QueryAndBody, CaseTwin, ReservedRecased,
-            ActionConflict, TagGap, ValueWithoutKey, ActionRecased,
+            ActionConflict, TagGap, ValueWithoutKey, ActionRecased, NotTaken, FilterKeyAlone,
         ]).prop_map(Some),
     ]
 }
@@ -428,6 +436,46 @@ fn wire(meaning: &Meaning, seed: u64, injection: Option<Injection>) -> Wire {
                     .count();
                 placed.push((format!("Tag.{}.Value", n + 1), "v".into(), false));
             }
+            Injection::NotTaken => {
+                // A tag parameter of another action: Tag.N on UntagResources, else All or
+                // TagKey.N.
+                let extra: Vec<(String, String)> = if meaning.action == "UntagResources" {
+                    vec![
+                        ("Tag.1.Key".into(), "k".into()),
+                        ("Tag.1.Value".into(), "v".into()),
+                    ]
+                } else if c.chance(2) {
+                    vec![("All".into(), ["true", "false"][c.below(2)].into())]
+                } else {
+                    vec![("TagKey.1".into(), "k".into())]
+                };
+                let mut given = meaning.params.clone();
+                given.extend(extra.iter().cloned());
+                if reference::tag_change(meaning.action, &given, &Default::default()).is_ok() {
+                    refused_with = None;
+                } else {
+                    placed.extend(extra.into_iter().map(|(n, v)| (n, v, c.chance(2))));
+                }
+            }
+            Injection::FilterKeyAlone => {
+                let value = placed
+                    .iter()
+                    .position(|(n, _, _)| n.starts_with("Tag.") && n.ends_with(".Value"));
+                let mut given = meaning.params.clone();
+                match value {
+                    Some(i) => {
+                        given.retain(|(n, _)| *n != placed[i].0);
+                        if reference::tag_change(meaning.action, &given, &Default::default())
+                            .is_ok()
+                        {
+                            refused_with = None;
+                        } else {
+                            placed.remove(i);
+                        }
+                    }
+                    None => refused_with = None,
+                }
+            }
             Injection::ActionRecased => {
                 refused_with = Some(404);
                 let lower = meaning.action.to_ascii_lowercase();
@@ -493,6 +541,10 @@ fn check(meaning: &Meaning, wire: &Wire) -> Result<(), TestCaseError> {
         ))),
         (Ok(parsed), None) => {
             let canonical = &parsed.canonical;
+            prop_assert!(
+                reference::tag_change(meaning.action, &meaning.params, &Default::default()).is_ok(),
+                "accepted, but the reference's parameter model refuses it"
+            );
             prop_assert_eq!(canonical.action.name, meaning.action);
             prop_assert_eq!(
                 &canonical.params,
@@ -626,6 +678,12 @@ fn the_backend_receives_the_meaning_end_to_end() {
         .run(
             &(meaning(), any::<u64>(), injection()),
             |(mut meaning, seed, injection)| {
+                // ramgate serves its configured region only (a RegionId of another is 400).
+                for (name, value) in meaning.params.iter_mut() {
+                    if name == "RegionId" {
+                        *value = "cn-hangzhou".into();
+                    }
+                }
                 // The account sees an unknown group, and ids that do not exist, as an
                 // empty list answered by ramgate itself: keep Describe to what is forwarded.
                 if meaning.action == "DescribeContainerGroups" {
@@ -707,4 +765,93 @@ fn the_backend_receives_the_meaning_end_to_end() {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The per-action parameter model, ramgate's against the reference's: for random mixes of
+/// `Tag.N` (sometimes a key alone), `TagKey.N` and `All` on every action that concerns
+/// container groups, ramgate's parser refuses exactly what the reference refuses, and
+/// where both accept, `decision::resulting_tags` is the reference's resulting tags.
+#[test]
+fn the_parameter_model_agrees_with_the_reference() {
+    use ramgate::catalogue::{Kind, Targets};
+    let actions: Vec<&'static ramgate::catalogue::ActionSpec> = ramgate::catalogue::all()
+        .iter()
+        .filter(|a| a.kind != Kind::Other)
+        .collect();
+    let mut c = Choices(0x5eed);
+    let (mut accepted, mut refused) = (0, 0);
+    for case in 0..3000 {
+        let action = *c.pick(&actions);
+        let mut params: Vec<(String, String)> = match action.targets {
+            Targets::ContainerGroupId => vec![("ContainerGroupId".into(), "eci-1".into())],
+            Targets::ResourceIds => vec![
+                ("ResourceType".into(), "ContainerGroup".into()),
+                ("ResourceId.1".into(), "eci-1".into()),
+            ],
+            _ => Vec::new(),
+        };
+        let keys = ["a", "b", "env"];
+        for n in 1..=c.below(3) {
+            params.push((format!("Tag.{n}.Key"), keys[n - 1].into()));
+            if !c.chance(4) {
+                params.push((
+                    format!("Tag.{n}.Value"),
+                    ["", "x", "prod"][c.below(3)].into(),
+                ));
+            }
+        }
+        for n in 1..=c.below(3) {
+            params.push((format!("TagKey.{n}"), keys[3 - n].into()));
+        }
+        match c.below(4) {
+            0 => params.push(("All".into(), "true".into())),
+            1 => params.push(("All".into(), "false".into())),
+            _ => {}
+        }
+        let current = reference::tags(&[("a", "1"), ("env", "test")]);
+        let oracle = reference::tag_change(action.name, &params, &current);
+        let query: String = std::iter::once(("Action".to_owned(), action.name.to_owned()))
+            .chain(std::iter::once(("Version".to_owned(), VERSION.to_owned())))
+            .chain(params.iter().cloned())
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let parsed = ramgate::request::parse(
+            &Method::POST,
+            &format!("/?{query}").parse().expect("uri"),
+            &HeaderMap::new(),
+            b"",
+        );
+        match (parsed, oracle) {
+            (Err(_), Err(_)) => refused += 1,
+            (Ok(p), Ok(after)) => {
+                accepted += 1;
+                let current = ramgate::model::Tags::from_pairs(
+                    current.iter().map(|(k, v)| (k.clone(), v.clone())),
+                );
+                let mine: BTreeMap<String, String> =
+                    ramgate::decision::resulting_tags(&p.canonical, &current)
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect();
+                let expected = if action.name == "CreateContainerGroup" {
+                    mine.clone() // Create has no current tags; its tags are the request's.
+                } else {
+                    after
+                };
+                assert_eq!(mine, expected, "case {case}: {query}");
+            }
+            (Ok(p), Err(why)) => panic!(
+                "case {case}: {query}: accepted as {:?}, the reference refuses: {}",
+                p.canonical.params, why.0
+            ),
+            (Err(e), Ok(_)) => {
+                panic!("case {case}: {query}: refused ({e}), the reference takes it")
+            }
+        }
+    }
+    assert!(
+        accepted > 300 && refused > 300,
+        "accepted {accepted}, refused {refused}"
+    );
 }

@@ -18,6 +18,17 @@ fn parse_curl(line: &str) -> Option<(String, String, String)> {
 
 #[tokio::test]
 async fn the_printed_calls_answer_as_labelled() {
+    printed_calls_answer_as_labelled(false).await;
+}
+
+/// `ramgate demo --cloud`: the same calls, the same answers, with the backend playing
+/// Alibaba Cloud over HTTPS and checking that every call ramgate made was signed by its key.
+#[tokio::test]
+async fn with_cloud_the_printed_calls_answer_as_labelled_and_every_upstream_call_is_signed() {
+    printed_calls_answer_as_labelled(true).await;
+}
+
+async fn printed_calls_answer_as_labelled(cloud: bool) {
     // The shipped configuration, on free ports so the test can run beside anything.
     let dir = tempfile::tempdir().unwrap();
     let shipped = std::fs::read_to_string(corpus::root().join("config/ramgate.toml")).unwrap();
@@ -30,14 +41,28 @@ async fn the_printed_calls_answer_as_labelled() {
             &format!("dir = \"{}\"", policies.display()),
         );
     std::fs::write(dir.path().join("ramgate.toml"), config).unwrap();
-    let demo = Ramgate::start(
-        command(&[
-            "demo",
-            "--config",
-            &dir.path().join("ramgate.toml").to_string_lossy(),
-        ]),
-        &["proxy", "admin", "backend"],
-    );
+    let config = dir
+        .path()
+        .join("ramgate.toml")
+        .to_string_lossy()
+        .into_owned();
+    let mut args = vec!["demo", "--config", &config];
+    let mut names = vec!["proxy", "admin", "backend"];
+    if cloud {
+        // The demo certificates beside the configuration, as in config/.
+        let certs = dir.path().join("demo-cloud");
+        std::fs::create_dir(&certs).unwrap();
+        for file in ["ca.pem", "server.pem", "server-key.pem"] {
+            std::fs::copy(
+                corpus::root().join("config/demo-cloud").join(file),
+                certs.join(file),
+            )
+            .unwrap();
+        }
+        args.push("--cloud");
+        names.push("cloud");
+    }
+    let demo = Ramgate::start(command(&args), &names);
     demo.wait_for_stdout(Duration::from_secs(20), |l| l.starts_with("Press Ctrl-C"))
         .expect("the demo prints its tour");
     let lines = demo.stdout_lines();
@@ -86,4 +111,11 @@ async fn the_printed_calls_answer_as_labelled() {
         "only {checked} calls printed:\n{}",
         lines.join("\n")
     );
+    if cloud {
+        let (_, state) = support::get_json(demo.addr("backend"), "/_backend/state").await;
+        let seen = &state["cloud"];
+        assert!(seen["verified"].as_u64().unwrap_or_default() >= 5, "{seen}");
+        assert_eq!(seen["rejected"], serde_json::json!({}), "{seen}");
+        assert_eq!(seen["with_ramgate_header"], 0, "{seen}");
+    }
 }

@@ -192,6 +192,174 @@ fn the_shipped_configuration_loads_and_matches_the_manifests() {
     assert_eq!(snapshot.files.len(), data.len());
 }
 
+/// config/k8s/rrsa.yaml: ramgate in front of the real ECI endpoint, signing with a RAM
+/// role through RRSA. Its configuration loads with `signing = "acs3"` over HTTPS, the
+/// credential chain given the manifest's environment picks OIDC, and the token file it
+/// names is in a projected service-account token volume for STS.
+#[test]
+fn the_rrsa_example_signs_with_the_role_of_its_projected_token() {
+    let docs = k8s_documents();
+    let deployment = find(&docs, "Deployment", "eci-gateway");
+    let container = ramgate_container(deployment);
+    let config_dir = mount_of(deployment, "ramgate-cloud-config");
+    let config_path = format!("{config_dir}/ramgate.toml");
+    let args: Vec<&str> = list(&container["args"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
+    let toml = find(&docs, "ConfigMap", "ramgate-cloud-config")["data"]["ramgate.toml"]
+        .as_str()
+        .expect("ramgate.toml in the ConfigMap");
+    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
+        .unwrap_or_else(|e| panic!("rrsa.yaml's ramgate.toml: {e}"));
+    assert_eq!(config.upstream.signing, ramgate::config::Signing::Acs3);
+    assert!(
+        config.upstream.url.starts_with("https://eci."),
+        "{}",
+        config.upstream.url
+    );
+    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
+    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
+
+    let env: std::collections::HashMap<String, String> = list(&container["env"])
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_owned(),
+                e["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let settings = config
+        .upstream
+        .credentials
+        .as_ref()
+        .expect("[upstream.credentials]");
+    let provider =
+        ramgate::upstream::credentials::resolve(settings, &|name| env.get(name).cloned())
+            .unwrap_or_else(|e| panic!("the chain given rrsa.yaml's environment: {e}"));
+    let ramgate::upstream::credentials::Provider::Refreshing(
+        ramgate::upstream::credentials::Refreshing::Oidc(oidc),
+    ) = provider
+    else {
+        panic!("rrsa.yaml's environment must select OIDC, got {provider:?}");
+    };
+    assert_eq!(oidc.endpoint, "https://sts-vpc.cn-hangzhou.aliyuncs.com");
+
+    // The token file lies in the mount of a projected token for STS.
+    let token_file = oidc.token_file.to_string_lossy().into_owned();
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mount = list(&container["volumeMounts"])
+        .iter()
+        .find(|m| {
+            m["mountPath"]
+                .as_str()
+                .is_some_and(|p| token_file.starts_with(&format!("{p}/")))
+        })
+        .unwrap_or_else(|| panic!("{token_file} is in no volume mount"));
+    let volume = list(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the token volume");
+    let token = list(&volume["projected"]["sources"])
+        .iter()
+        .map(|s| &s["serviceAccountToken"])
+        .find(|t| !t.is_null())
+        .expect("a projected serviceAccountToken");
+    assert_eq!(token["audience"].as_str(), Some("sts.aliyuncs.com"));
+    let file_name = token_file.rsplit('/').next().unwrap_or_default();
+    assert_eq!(token["path"].as_str(), Some(file_name));
+    assert_eq!(pod["serviceAccountName"].as_str(), Some("ramgate"));
+    find(&docs, "ServiceAccount", "ramgate");
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/readyz")
+    );
+}
+
+/// The gateway of `config/k8s/gateway.yaml`: three replicas sharing the Redis it ships,
+/// a disruption budget that keeps a majority serving, and the Service in front.
+#[test]
+fn the_gateway_runs_three_replicas_sharing_its_redis() {
+    let docs = k8s_documents();
+    let deployment = find(&docs, "Deployment", "ramgate-gateway");
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(3));
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&deployment["spec"]["selector"]["matchLabels"], labels);
+    let container = ramgate_container(deployment);
+    let config_dir = mount_of(deployment, "ramgate-gateway-config");
+    let config_path = format!("{config_dir}/ramgate.toml");
+    let args: Vec<&str> = list(&container["args"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
+    assert_eq!(
+        mount_of(deployment, "ramgate-policies"),
+        "/etc/ramgate/policies"
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"].as_str(), Some(path));
+        assert_eq!(port_number(&get["port"], container), ADMIN_PORT);
+    }
+
+    let toml = find(&docs, "ConfigMap", "ramgate-gateway-config")["data"]["ramgate.toml"]
+        .as_str()
+        .expect("ramgate.toml in the ConfigMap");
+    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
+        .unwrap_or_else(|e| panic!("the gateway's ramgate.toml: {e}"));
+    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
+    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
+    let cluster = config.cluster.expect("the gateway has a [cluster]");
+    assert_eq!(cluster.on_unavailable, ramgate::config::OnUnavailable::Deny);
+
+    // redis_url names the Redis Service and its port, which select the StatefulSet's pod.
+    let redis_service = find(&docs, "Service", "ramgate-redis");
+    let statefulset = find(&docs, "StatefulSet", "ramgate-redis");
+    assert_eq!(
+        statefulset["spec"]["serviceName"].as_str(),
+        Some("ramgate-redis")
+    );
+    assert_eq!(
+        &redis_service["spec"]["selector"],
+        &statefulset["spec"]["template"]["metadata"]["labels"]
+    );
+    let redis_container = &list(&statefulset["spec"]["template"]["spec"]["containers"])[0];
+    let redis_port = port_number(
+        &list(&redis_service["spec"]["ports"])[0]["targetPort"],
+        redis_container,
+    );
+    let service_port = list(&redis_service["spec"]["ports"])[0]["port"]
+        .as_u64()
+        .expect("a port");
+    assert_eq!(redis_port, 6379);
+    assert!(
+        cluster
+            .redis_url
+            .starts_with(&format!("redis://ramgate-redis:{service_port}/")),
+        "{}",
+        cluster.redis_url
+    );
+
+    // At most one replica down for voluntary disruptions, and it selects the gateway.
+    let budget = find(&docs, "PodDisruptionBudget", "ramgate-gateway");
+    assert_eq!(&budget["spec"]["selector"]["matchLabels"], labels);
+    let min_available = budget["spec"]["minAvailable"]
+        .as_u64()
+        .expect("minAvailable");
+    assert!((2..3).contains(&min_available), "{min_available}");
+
+    let service = find(&docs, "Service", "ramgate-gateway");
+    assert_eq!(&service["spec"]["selector"], labels);
+    let targets: Vec<u64> = list(&service["spec"]["ports"])
+        .iter()
+        .map(|p| port_number(&p["targetPort"], container))
+        .collect();
+    assert_eq!(targets, [PROXY_PORT], "the Service exposes the proxy only");
+}
+
 #[test]
 fn the_dockerfile_exposes_the_real_ports() {
     let text = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");

@@ -5,7 +5,9 @@
 //! `aliyun-python-sdk-core`'s `CommonRequest` (RPC v1). Allowed calls return data, denied
 //! ones raise the SDK's exception with `Forbidden.RAM` and 403, a wrong secret raises
 //! `SignatureDoesNotMatch`; and the backend only ever learns the caller from
-//! `x-ramgate-principal`, never a credential.
+//! `x-ramgate-principal`, never a credential. Over a `[[quotas]]` limit, the SDK with
+//! throttling retry settings retries as told and then raises its `ThrottlingException`
+//! with `Throttling.User`.
 //!
 //! The SDKs live in the virtual environment `scripts/test.sh` makes (`.venv`, or the python
 //! named by `RAMGATE_SDK_PYTHON`). Without it the test is skipped loudly, except under
@@ -72,11 +74,18 @@ struct Setup {
     _dir: tempfile::TempDir,
     backend: SocketAddr,
     proxy: SocketAddr,
+    admin: SocketAddr,
     /// World name → container group id.
     ids: BTreeMap<String, String>,
 }
 
+/// [`setup_with`] the demo policies as they are.
 async fn setup() -> Setup {
+    setup_with("").await
+}
+
+/// The world, and a proxy whose `principals.toml` ends with `principals_extra`.
+async fn setup_with(principals_extra: &str) -> Setup {
     let (backend_child, backend) = support::start_backend();
     let mut ids = BTreeMap::new();
     for group in corpus::world().groups {
@@ -118,6 +127,9 @@ async fn setup() -> Setup {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), policy_path.join(entry.file_name())).expect("copy");
     }
+    let principals = policy_path.join("principals.toml");
+    let text = std::fs::read_to_string(&principals).expect("principals.toml");
+    std::fs::write(&principals, format!("{text}\n{principals_extra}")).expect("write");
     let config = dir.path().join("ramgate.toml");
     std::fs::write(
         &config,
@@ -138,12 +150,14 @@ async fn setup() -> Setup {
         &["proxy", "admin"],
     );
     let proxy = proxy_child.addr("proxy");
+    let admin = proxy_child.addr("admin");
     Setup {
         _backend: backend_child,
         _proxy: proxy_child,
         _dir: dir,
         backend,
         proxy,
+        admin,
         ids,
     }
 }
@@ -426,4 +440,65 @@ async fn the_official_sdks_run_the_tag_scenarios_through_ramgate() {
         failures.join("\n")
     );
     eprintln!("the SDKs made {made} calls through ramgate, all as expected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_reports_a_quota_refusal_as_throttling_after_its_retries() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let setup = setup_with(
+        "[[quotas]]\nprincipals = [\"user/liumi\"]\nactions = [\"DescribeContainerGroups\"]\nper_minute = 2\n",
+    )
+    .await;
+    let describe = json!({
+        "access_key_id": KEY_ID,
+        "secret": SECRET,
+        "action": "DescribeContainerGroups",
+        // liumi's own groups: forwarded (unfiltered, she would get a silent empty list).
+        "params": [["RegionId", "cn-hangzhou"], ["Tag.1.Key", "name"], ["Tag.1.Value", "liumi"],
+                   ["Tag.2.Key", "env"], ["Tag.2.Value", "test"]],
+    });
+    let calls: Vec<Planned> = (0..3)
+        .map(|i| Planned {
+            what: format!("describe {i}"),
+            call: describe.clone(),
+            expect: Expect::Word("allow".into()),
+        })
+        .collect();
+    let proxy = setup.proxy;
+    let results =
+        tokio::task::spawn_blocking(move || run_python(&python, "v3-retry", proxy, &calls))
+            .await
+            .expect("the python runner");
+    assert_eq!(results[0]["ok"], true, "{}", results[0]);
+    assert_eq!(results[1]["ok"], true, "{}", results[1]);
+    let refused = &results[2];
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["exception"], "ThrottlingException", "{refused}");
+    assert_eq!(refused["code"], "Throttling.User", "{refused}");
+    assert_eq!(refused["status"], 400, "{refused}");
+    assert!(
+        refused["retry_after"].as_u64().is_some_and(|ms| ms > 0),
+        "{refused}"
+    );
+    // The SDK retried as its settings say (three attempts), each refused, none forwarded.
+    let (_, _, text) = support::request(setup.admin, "GET", "/metrics", &[], "").await;
+    let text = String::from_utf8_lossy(&text);
+    let throttled: f64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with("ramgate_requests_total{")
+                && l.contains("action=\"DescribeContainerGroups\"")
+                && l.contains("decision=\"throttled\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no throttled requests counted:\n{text}"));
+    assert_eq!(throttled, 3.0, "one refusal per attempt");
+    let forwarded = support::recorded(setup.backend)
+        .await
+        .iter()
+        .filter(|r| r["headers"]["x-ramgate-principal"] == LIUMI)
+        .count();
+    assert_eq!(forwarded, 2, "only the admitted calls are forwarded");
 }

@@ -4,7 +4,15 @@
 //! an independent oracle — the reference evaluator in `tests/reference/` — and the proxy's
 //! resident memory (`VmRSS`) sampled every second.
 //!
-//! Run by `scripts/soak.sh [SECONDS]` (it is `#[ignore]`d in a plain `cargo test`).
+//! Two runs: `soak`, one proxy; and `soak_replicas`, three replicas sharing one
+//! `redis-server` (`[cluster]`, SPEC §9) and one backend, with Redis killed and restarted
+//! once mid-run. In both, requests go half signed (RPC v1, each user's own AccessKey), half
+//! through the trusted header, each to a random replica; one signed request in eight is
+//! replayed to another replica, where it must be refused (`SignatureNonceUsed`); and root
+//! retags a container group through a random replica every second, after which every
+//! replica must decide on the new tags within one second.
+//!
+//! Run by `scripts/soak.sh [SECONDS]` (both are `#[ignore]`d in a plain `cargo test`).
 //!
 //! How the oracle stays exact while everything moves:
 //! * Policies: each rewrite draws a random world (custom policies from a pool of
@@ -21,19 +29,30 @@
 //!
 //! Requests: actions on one container group, Describe with every combination of group,
 //! ids and tags (the answer must be exactly the items the oracle shows), Create (with and
-//! without tags and groups; created groups are removed again directly on the backend), and
-//! actions on no container group; callers: the account and six users.
+//! without tags and groups; created groups are removed again directly on the backend),
+//! actions on no container group, and tag changes with random mixes of `Tag.N`,
+//! `TagKey.N` and `All` on actions that take them and actions that do not (the reference's
+//! per-action parameter model, `reference::tag_change`, says which are refused with 400 and
+//! what tags a group has afterwards; only requests that leave the tags as they are, or are
+//! refused, are sent, so that the seeded world stays what the oracle knows); callers: the
+//! account and six users.
 //!
-//! It passes with zero wrong decisions, zero unexpected answers, and the resident memory
+//! * Retags: under the write lock, root untags a group and tags it anew through one
+//!   replica; the oracle takes the tags the backend then holds, and the lock is held until
+//!   every other replica has received the invalidation (or one second, SPEC §9's bound).
+//! * Redis restart: signed requests refused with 503 while Redis is down (`on_unavailable =
+//!   "deny"`) are excused like requests overlapping a backend restart; nothing else is.
+//!
+//! It passes with zero wrong decisions, zero accepted replays, zero unexpected answers, and the resident memory
 //! after warm-up not growing (last quarter's peak within 16 MiB or 15% of the peak just
 //! after warm-up). A summary goes to stderr (not captured) and to
-//! `target/soak-report.txt`.
+//! `target/soak-report.txt` (`target/soak-replicas-report.txt` for the replicas).
 
 mod reference;
 mod support;
 
 use ramgate::snapshot::{Account, Snapshot};
-use reference::{CreateOutcome, DescribeRequest, Env, RefTags, Target, Who, World};
+use reference::{tag_change, CreateOutcome, DescribeRequest, Env, RefTags, Target, Who, World};
 use serde_json::Value;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -41,7 +60,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{as_user, Ramgate, SplitMix as Rng};
+use support::{as_user, Ramgate, RedisServer, SplitMix as Rng};
 use tokio::sync::RwLock;
 
 const ACCOUNT: &str = "1234567890123456";
@@ -145,10 +164,43 @@ fn random_world(rng: &mut Rng) -> World {
     world
 }
 
+/// `world`'s policy files, each principal with its own AccessKey ([`key_of`]).
+fn sources(world: &World) -> Vec<(PathBuf, String)> {
+    let mut sources = world.to_sources();
+    for (name, text) in &mut sources {
+        if name != Path::new("principals.toml") {
+            continue;
+        }
+        let (id, secret) = key_of("root");
+        *text = text.replacen(
+            "[account]\n",
+            &format!("[account]\naccess_keys = [{{ id = {id:?}, secret = {secret:?} }}]\n"),
+            1,
+        );
+        for user in USERS {
+            let (id, secret) = key_of(user);
+            *text = text.replacen(
+                &format!("[[users]]\nname = {user:?}\n"),
+                &format!("[[users]]\nname = {user:?}\naccess_keys = [{{ id = {id:?}, secret = {secret:?} }}]\n"),
+                1,
+            );
+        }
+    }
+    sources
+}
+
+/// The AccessKey id and secret of `caller` (`root` or a user).
+fn key_of(caller: &str) -> (String, String) {
+    (
+        format!("LTAIsoak{caller}"),
+        format!("soak-secret-of-{caller}"),
+    )
+}
+
 /// Writes `world` into `dir`, each file atomically (a dot-named temporary, then a rename;
 /// names starting with `.` are ignored by the proxy).
 fn write_world(dir: &Path, world: &World) {
-    for (name, text) in world.to_sources() {
+    for (name, text) in sources(world) {
         let tmp = dir.join(format!(".tmp-{}", name.display()));
         std::fs::write(&tmp, text).expect("write policy file");
         std::fs::rename(&tmp, dir.join(&name)).expect("rename policy file");
@@ -163,7 +215,7 @@ fn expected_hash(world: &World) -> String {
             id: ACCOUNT.into(),
             region: REGION.into(),
         },
-        world.to_sources(),
+        sources(world),
     )
     .unwrap_or_else(|e| panic!("a soak world does not load: {e}"));
     snapshot.content_hash_hex()
@@ -189,6 +241,13 @@ struct Tally {
     unexpected: AtomicU64,
     rewrites: AtomicU64,
     restarts: AtomicU64,
+    signed: AtomicU64,
+    replays_refused: AtomicU64,
+    accepted_replays: AtomicU64,
+    retags: AtomicU64,
+    /// Retags some replica had not heard of within a second (SPEC §9's bound).
+    late_invalidations: AtomicU64,
+    redis_restarts: AtomicU64,
     /// The first few problems, for the report.
     problems: Mutex<Vec<String>>,
 }
@@ -222,6 +281,8 @@ enum Verdict {
     ServiceRoleNotAuthorized,
     /// 502/503/504 from ramgate.
     Failed,
+    /// 400 `InvalidParameter`/`MissingParameter` from ramgate.
+    Refused,
     /// Anything else ramgate answered itself.
     Other,
 }
@@ -236,6 +297,14 @@ fn verdict(status: u16, body: &Value) -> Verdict {
             Verdict::ServiceRoleNotAuthorized
         }
         (502..=504, true) => Verdict::Failed,
+        (400, true)
+            if matches!(
+                body["Code"].as_str(),
+                Some("InvalidParameter" | "MissingParameter")
+            ) =>
+        {
+            Verdict::Refused
+        }
         _ => Verdict::Other,
     }
 }
@@ -296,17 +365,50 @@ fn item_target(item: &Value) -> Option<Target> {
     })
 }
 
+/// `action` as `caller` through a random replica: half the time signed with the caller's
+/// AccessKey (and one signed request in eight replayed to another replica, which must
+/// refuse it), else named by the trusted header.
 async fn call(
-    proxy: SocketAddr,
+    shared: &Shared,
+    rng: &mut Rng,
+    epoch: u64,
     caller: &str,
     action: &str,
     params: &[(String, String)],
 ) -> (u16, Value) {
-    let arn = as_user(caller);
-    let pairs: Vec<(&str, &str)> = params
+    let replica = rng.below(shared.proxies.len());
+    let proxy = shared.proxies[replica];
+    let mut pairs: Vec<(&str, &str)> = params
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    if rng.chance(2) {
+        let tally = &shared.tally;
+        tally.add(&tally.signed);
+        pairs.push(("Action", action));
+        let (id, secret) = key_of(caller);
+        let query = support::signed_v1_query(&pairs, &id, &secret);
+        let path = format!("/?{query}");
+        let (status, _, body) = support::request_json(proxy, "GET", &path, &[], "").await;
+        let (status, body) = (status.as_u16(), body);
+        if rng.chance(8) && verdict(status, &body) != Verdict::Failed {
+            let other = shared.proxies
+                [(replica + 1 + rng.below(shared.proxies.len())) % shared.proxies.len()];
+            let (again, _, answer) = support::request_json(other, "GET", &path, &[], "").await;
+            let what = || format!("replay of {caller} {action} {params:?}: {again} {answer}");
+            if again == 400 && answer["Code"] == "SignatureNonceUsed" {
+                tally.add(&tally.replays_refused);
+            } else if verdict(again.as_u16(), &answer) == Verdict::Forwarded {
+                tally.problem(&tally.accepted_replays, what());
+            } else if verdict(again.as_u16(), &answer) == Verdict::Failed {
+                failed(shared, epoch, what());
+            } else {
+                tally.problem(&tally.unexpected, what());
+            }
+        }
+        return (status, body);
+    }
+    let arn = as_user(caller);
     let (status, _, body) = support::v3(
         proxy,
         action,
@@ -330,7 +432,8 @@ impl RestartClock {
 }
 
 struct Shared {
-    proxy: SocketAddr,
+    /// The replicas' proxy listeners.
+    proxies: Vec<SocketAddr>,
     backend: SocketAddr,
     phase: RwLock<Phase>,
     tally: Tally,
@@ -355,7 +458,7 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
     let world = &phase.world;
     let region = ("RegionId".to_owned(), REGION.to_owned());
     tally.add(&tally.requests);
-    match rng.below(10) {
+    match rng.below(12) {
         // One container group.
         0..=3 => {
             let target = rng.pick(&phase.groups).clone();
@@ -376,7 +479,7 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
                 None,
                 env,
             );
-            let (status, body) = call(shared.proxy, caller, action, &params).await;
+            let (status, body) = call(shared, rng, epoch, caller, action, &params).await;
             judge(shared, epoch, allowed, verdict(status, &body), || {
                 format!("{caller} {action} on {target:?}: {status} {body}")
             });
@@ -418,8 +521,15 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
                 ids: id_refs.as_deref(),
                 tags: &tags,
             };
-            let (status, body) =
-                call(shared.proxy, caller, "DescribeContainerGroups", &params).await;
+            let (status, body) = call(
+                shared,
+                rng,
+                epoch,
+                caller,
+                "DescribeContainerGroups",
+                &params,
+            )
+            .await;
             let what = || format!("{caller} Describe {params:?}: {status} {body}");
             match verdict(status, &body) {
                 Verdict::Forwarded if status == 200 => {}
@@ -488,7 +598,8 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
             }
             params.extend(tag_params(&tags));
             let expected = world.create(who(caller), group.as_deref(), &tags, env);
-            let (status, body) = call(shared.proxy, caller, "CreateContainerGroup", &params).await;
+            let (status, body) =
+                call(shared, rng, epoch, caller, "CreateContainerGroup", &params).await;
             let got = verdict(status, &body);
             let what = || format!("{caller} Create {params:?}: {status} {body}");
             if let Some(id) = body["ContainerGroupId"].as_str() {
@@ -536,14 +647,105 @@ async fn one_request(shared: &Shared, rng: &mut Rng) {
                 ),
             }
         }
+        // A tag change, or tag parameters where they are not taken.
+        10 | 11 => tag_change_request(shared, rng, epoch, caller, &phase, env).await,
         // No container group.
         _ => {
             let action = *rng.pick(OTHER_ACTIONS);
             let allowed = world.other(who(caller), &format!("eci:{action}"), &RefTags::new(), env);
-            let (status, body) = call(shared.proxy, caller, action, &[region]).await;
+            let (status, body) = call(shared, rng, epoch, caller, action, &[region]).await;
             judge(shared, epoch, allowed, verdict(status, &body), || {
                 format!("{caller} {action}: {status} {body}")
             });
+        }
+    }
+}
+
+/// Actions and parameters for [`tag_change_request`].
+const TAG_ACTIONS: &[&str] = &[
+    "TagResources",
+    "UntagResources",
+    "UpdateContainerGroup",
+    "DescribeContainerLog",
+    "ExportContainerGroupTemplate",
+];
+
+/// A random mix of `Tag.N`, `TagKey.N` and `All` on a seeded group, judged by the
+/// reference: refused (400) exactly where the parameter model refuses, else allowed exactly
+/// where both the current and the resulting tags are. Mixes that would change the group's
+/// tags are not sent (the seeded world must stay what the oracle knows).
+async fn tag_change_request(
+    shared: &Shared,
+    rng: &mut Rng,
+    epoch: u64,
+    caller: &str,
+    phase: &Phase,
+    env: Env,
+) {
+    let tally = &shared.tally;
+    let target = rng.pick(&phase.groups).clone();
+    let action = *rng.pick(TAG_ACTIONS);
+    let mut params: Vec<(String, String)> = vec![("RegionId".into(), REGION.into())];
+    if action.ends_with("Resources") {
+        params.push(("ResourceType".into(), "ContainerGroup".into()));
+        params.push(("ResourceId.1".into(), target.id.clone()));
+    } else {
+        params.push(("ContainerGroupId".into(), target.id.clone()));
+    }
+    if action == "DescribeContainerLog" {
+        params.push(("ContainerName".into(), "app".into()));
+    }
+    // Tag.N: the group's own pairs (a no-op to set), sometimes a key without its value.
+    let own: Vec<(&String, &String)> = target.tags.iter().collect();
+    let mut request_tags = RefTags::new();
+    if !own.is_empty() && rng.chance(2) {
+        let (k, v) = *rng.pick(&own);
+        params.push(("Tag.1.Key".into(), k.clone()));
+        let with_value = !v.is_empty() || rng.chance(2);
+        if with_value {
+            params.push(("Tag.1.Value".into(), v.clone()));
+        }
+        let value = if with_value { v.clone() } else { String::new() };
+        request_tags.insert(k.clone(), value);
+    }
+    // TagKey.N: a key the group may or may not carry; All: either value.
+    if rng.chance(2) {
+        let key = if rng.chance(2) {
+            "absent-key".to_owned()
+        } else {
+            rng.pick(TAG_POOL).0.to_owned()
+        };
+        params.push(("TagKey.1".into(), key));
+    }
+    if rng.chance(3) {
+        let all = if rng.chance(2) { "true" } else { "false" };
+        params.push(("All".into(), all.into()));
+    }
+    let expected = tag_change(action, &params[1..], &target.tags);
+    if expected.as_ref().is_ok_and(|after| *after != target.tags) {
+        return;
+    }
+    let (status, body) = call(shared, rng, epoch, caller, action, &params).await;
+    let got = verdict(status, &body);
+    let what = || format!("{caller} {action} {params:?} on {target:?}: {status} {body}");
+    match expected {
+        Err(_) if got == Verdict::Refused => tally.add(&tally.denied),
+        Err(why) => tally.problem(
+            &tally.wrong_allows,
+            format!("not refused ({}): {}", why.0, what()),
+        ),
+        Ok(_) if got == Verdict::Refused => tally.problem(&tally.unexpected, what()),
+        Ok(after) => {
+            let changes = action.ends_with("Resources") || action == "UpdateContainerGroup";
+            let allowed = phase.world.single(
+                who(caller),
+                &format!("eci:{action}"),
+                &target,
+                &request_tags,
+                changes.then_some(&after),
+                env,
+            );
+            judge(shared, epoch, allowed, got, what);
         }
     }
 }
@@ -631,6 +833,19 @@ async fn wait_for_hash(admin: SocketAddr, hash: &str) -> bool {
     false
 }
 
+/// Waits until the replica's `/v1/status` shows it connected to Redis.
+async fn wait_for_cluster(admin: SocketAddr) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let (_, status) = support::get_json(admin, "/v1/status").await;
+        if status["cluster"]["connected"] == true {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
 /// A line of the report: to stderr (not captured by the test harness) and the report file.
 fn report(file: &mut Option<std::fs::File>, line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
@@ -642,6 +857,119 @@ fn report(file: &mut Option<std::fs::File>, line: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a long run: scripts/soak.sh [SECONDS]"]
 async fn soak() {
+    run(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a long run: scripts/soak.sh [SECONDS]"]
+async fn soak_replicas() {
+    assert!(
+        support::redis_available(),
+        "the replicas' soak needs redis-server (scripts/test.sh installs it)"
+    );
+    run(3).await;
+}
+
+/// The `ramgate_cluster_invalidations_total{direction="received"}` of each replica.
+async fn received(admins: &[SocketAddr]) -> Vec<f64> {
+    let mut counts = Vec::new();
+    for admin in admins {
+        let (_, _, text) = support::request(*admin, "GET", "/metrics", &[], "").await;
+        let text = String::from_utf8_lossy(&text);
+        counts.push(
+            text.lines()
+                .find(|l| {
+                    l.starts_with("ramgate_cluster_invalidations_total{direction=\"received\"}")
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0.0),
+        );
+    }
+    counts
+}
+
+/// Root retags a random group through a random replica (all tags removed, 0..=2 new ones);
+/// the oracle takes what the backend then holds. Replicas other than the one written
+/// through must have heard of it within a second.
+async fn retag(shared: &Shared, admins: &[SocketAddr], phase: &mut Phase, rng: &mut Rng) {
+    let index = rng.below(phase.groups.len());
+    let id = phase.groups[index].id.clone();
+    let replica = rng.below(shared.proxies.len());
+    let before = received(admins).await;
+    let region = ("RegionId".to_owned(), REGION.to_owned());
+    let target = [
+        region.clone(),
+        ("ResourceType".to_owned(), "ContainerGroup".to_owned()),
+        ("ResourceId.1".to_owned(), id.clone()),
+    ];
+    let mut writes = 0;
+    let mut untag = target.to_vec();
+    untag.push(("All".into(), "true".into()));
+    let tags = request_tags(rng);
+    let mut tag = target.to_vec();
+    tag.extend(tag_params(&tags));
+    let mut steps = vec![("UntagResources", untag)];
+    if !tags.is_empty() {
+        steps.push(("TagResources", tag));
+    }
+    for (action, params) in steps {
+        let pairs: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (status, _, _) = support::v3(
+            shared.proxies[replica],
+            action,
+            &pairs,
+            &[("x-ramgate-principal", as_user("root").as_str())],
+        )
+        .await;
+        if status.is_success() {
+            writes += 1;
+        }
+    }
+    // What the backend holds now (a guardrail may have refused root part of it).
+    let (_, state) = support::get_json(shared.backend, "/_backend/state").await;
+    let held = state["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["id"] == id.as_str())
+        .map(|g| {
+            g["tags"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect::<RefTags>()
+        });
+    if let Some(held) = held {
+        phase.groups[index].tags = held;
+    }
+    shared.tally.add(&shared.tally.retags);
+    if admins.len() < 2 || writes == 0 {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let after = received(admins).await;
+        let heard = (0..admins.len())
+            .filter(|&r| r != replica)
+            .all(|r| after[r] >= before[r] + f64::from(writes));
+        if heard {
+            return;
+        }
+        if Instant::now() >= deadline {
+            // Not heard (Redis may be down): no entry older than a second is used, so
+            // the change governs every replica now anyway.
+            shared.tally.add(&shared.tally.late_invalidations);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn run(replicas: usize) {
     let seconds = env_secs("RAMGATE_SOAK_SECS", 60);
     let restart_every = Duration::from_secs(env_secs("RAMGATE_SOAK_RESTART_SECS", 15));
     let workers = env_secs("RAMGATE_SOAK_WORKERS", 4) as usize;
@@ -652,7 +980,12 @@ async fn soak() {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7),
     );
-    let report_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/soak-report.txt");
+    let report_name = if replicas > 1 {
+        "target/soak-replicas-report.txt"
+    } else {
+        "target/soak-report.txt"
+    };
+    let report_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(report_name);
     let mut report_file = std::fs::File::create(&report_path).ok();
     report(
         &mut report_file,
@@ -670,18 +1003,39 @@ async fn soak() {
     let policies = tempfile::tempdir().expect("temp dir");
     let world = random_world(&mut rng);
     write_world(policies.path(), &world);
-    let proxy = support::start_proxy(
-        port,
-        policies.path(),
-        "",
-        "[metadata]\nttl_ms = 2000\nnegative_ttl_ms = 1000\n",
-    );
-    assert!(
-        wait_for_hash(proxy.admin, &expected_hash(&world)).await,
-        "the first world was not loaded"
-    );
+    let redis = (replicas > 1).then(RedisServer::start);
+    let cluster = redis.as_ref().map_or(String::new(), |r| {
+        format!(
+            "[cluster]\nredis_url = \"{}\"\non_unavailable = \"deny\"\n",
+            r.url()
+        )
+    });
+    let proxies: Vec<support::Proxy> = (0..replicas)
+        .map(|_| {
+            support::start_proxy(
+                port,
+                policies.path(),
+                "",
+                &format!("[metadata]\nttl_ms = 2000\nnegative_ttl_ms = 1000\n{cluster}"),
+            )
+        })
+        .collect();
+    let admins: Vec<SocketAddr> = proxies.iter().map(|p| p.admin).collect();
+    for admin in &admins {
+        assert!(
+            wait_for_hash(*admin, &expected_hash(&world)).await,
+            "the first world was not loaded"
+        );
+        if redis.is_some() {
+            assert!(
+                wait_for_cluster(*admin).await,
+                "a replica did not connect to Redis"
+            );
+        }
+    }
+    let mut redis = redis;
     let shared = Arc::new(Shared {
-        proxy: proxy.addr,
+        proxies: proxies.iter().map(|p| p.addr).collect(),
         backend: port,
         phase: RwLock::new(Phase { world, groups }),
         tally: Tally::default(),
@@ -706,7 +1060,8 @@ async fn soak() {
     let mut last_restart = Instant::now();
     let mut last_sample = Instant::now() - Duration::from_secs(1);
     let mut samples: Vec<(Duration, u64)> = Vec::new();
-    let pid = proxy.process.pid();
+    let pid = proxies[0].process.pid();
+    let mut redis_restarted = false;
     while started.elapsed() < duration {
         // Rewrite the policies, and wait until the proxy has them, with no request in flight.
         {
@@ -714,12 +1069,34 @@ async fn soak() {
             let world = random_world(&mut rng);
             write_world(policies.path(), &world);
             let hash = expected_hash(&world);
-            assert!(
-                wait_for_hash(proxy.admin, &hash).await,
-                "the proxy did not load a rewritten policy directory within 10 s"
-            );
+            for admin in &admins {
+                assert!(
+                    wait_for_hash(*admin, &hash).await,
+                    "the proxy did not load a rewritten policy directory within 10 s"
+                );
+            }
             phase.world = world;
             shared.tally.add(&shared.tally.rewrites);
+            retag(&shared, &admins, &mut phase, &mut rng).await;
+        }
+        // Once, half-way: Redis killed and restarted with requests in flight.
+        if let Some(redis) = redis
+            .as_mut()
+            .filter(|_| !redis_restarted && started.elapsed() >= duration / 2)
+        {
+            redis_restarted = true;
+            shared.restarts.0.fetch_add(1, Ordering::SeqCst);
+            redis.kill();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            redis.restart();
+            for admin in &admins {
+                assert!(
+                    wait_for_cluster(*admin).await,
+                    "a replica did not reconnect to Redis"
+                );
+            }
+            shared.restarts.0.fetch_add(1, Ordering::SeqCst);
+            shared.tally.add(&shared.tally.redis_restarts);
         }
         // Restart the backend now and then, with requests in flight.
         if last_restart.elapsed() >= restart_every {
@@ -749,6 +1126,7 @@ async fn soak() {
     }
     let elapsed = started.elapsed();
     drop(backend);
+    drop(proxies);
 
     // Memory: the peak of the last quarter against the peak just after warm-up.
     let after: Vec<&(Duration, u64)> = samples.iter().filter(|(t, _)| *t >= warm_up).collect();
@@ -781,9 +1159,21 @@ async fn soak() {
     report(
         &mut report_file,
         &format!(
-            "soak: wrong decisions: {} allows the oracle denies, {} denials the oracle allows; {} unexpected answers",
+            "soak: {replicas} replica(s): {} signed requests, {} replays refused (by another replica when there are several), {} retags ({} not heard of by every replica within 1 s), {} Redis restarts",
+            g(&t.signed),
+            g(&t.replays_refused),
+            g(&t.retags),
+            g(&t.late_invalidations),
+            g(&t.redis_restarts),
+        ),
+    );
+    report(
+        &mut report_file,
+        &format!(
+            "soak: wrong decisions: {} allows the oracle denies, {} denials the oracle allows; {} accepted replays; {} unexpected answers",
             g(&t.wrong_allows),
             g(&t.wrong_denials),
+            g(&t.accepted_replays),
             g(&t.unexpected)
         ),
     );
@@ -802,7 +1192,12 @@ async fn soak() {
     }
     assert_eq!(g(&t.wrong_allows), 0, "allows the oracle denies");
     assert_eq!(g(&t.wrong_denials), 0, "denials the oracle allows");
+    assert_eq!(g(&t.accepted_replays), 0, "replays accepted");
     assert_eq!(g(&t.unexpected), 0, "unexpected answers");
+    assert!(g(&t.replays_refused) > 0, "the mix must replay");
+    if replicas > 1 {
+        assert_eq!(g(&t.redis_restarts), 1, "Redis is restarted once");
+    }
     assert!(
         g(&t.allowed) > 0 && g(&t.denied) > 0,
         "the mix must exercise both outcomes"

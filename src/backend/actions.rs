@@ -17,6 +17,9 @@ const MAX_IDS: usize = 20;
 const MAX_RESOURCE_IDS: usize = 50;
 
 pub fn dispatch(shared: &Shared, action: &str, p: &Params) -> Result<Value, ApiError> {
+    if let Some(spec) = crate::catalogue::lookup(action) {
+        p.tag_params_taken(spec)?;
+    }
     match action {
         "CreateContainerGroup" => create(shared, p),
         "DescribeContainerGroups" => describe(shared, p),

@@ -191,6 +191,7 @@ fn state(shared: &Shared) -> Value {
         "describe_calls": shared.call_count("DescribeContainerGroups"),
         "calls": calls,
         "requests_total": shared.requests_total.load(Ordering::Relaxed),
+        "cloud": shared.cloud.to_json(),
         "faults": shared.faults.get(),
     })
 }

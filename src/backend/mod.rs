@@ -24,10 +24,14 @@
 //! * `DELETE /_backend/requests`: clears that log; answers `{"cleared": n}`.
 //! * `GET /_backend/state`: `{"groups":[{"id","name","region","resource_group","tags"
 //!   {key: value},"status","restart_count","containers" [names],"created"}],
-//!   "describe_calls": n, "calls": {action: n}, "requests_total": n, "faults": {..}}`.
+//!   "describe_calls": n, "calls": {action: n}, "requests_total": n, "faults": {..},
+//!   "cloud": {"verified": n, "rejected": {code: n}, "with_ramgate_header": n}}` (`cloud`:
+//!   what the cloud listener of cloud mode, [`cloud`], saw).
 //!   `describe_calls` counts every `DescribeContainerGroups` received (failed ones too), so a
 //!   test can check that a cache made no lookup.
-//! * `DELETE /_backend/state`: forgets every group, counter, recorded request and fault.
+//! * `DELETE /_backend/state`: forgets every group, counter, recorded request and fault
+//!   (but not the `cloud` counters, which cover the cloud listener's whole life, so that a
+//!   test can reset the world between cases and still check every call ever signed).
 //! * `GET /_backend/faults`, and `POST /_backend/faults?ignore_filters=true|false&
 //!   fail_describe=true|false&delay_ms=N&record_requests=true|false`: toggles (absent ones
 //!   are unchanged). `ignore_filters` makes Describe and `ListTagResources` ignore every
@@ -36,6 +40,7 @@
 //!   `record_requests=false` stops the request log (for benchmarks).
 
 mod actions;
+pub mod cloud;
 mod group;
 mod hooks;
 mod paging;
@@ -96,6 +101,7 @@ struct Shared {
     requests: hooks::RequestLog,
     requests_total: AtomicU64,
     calls: [AtomicU64; ACTIONS.len()],
+    cloud: cloud::CloudStats,
 }
 
 impl Shared {
@@ -230,9 +236,22 @@ impl Backend {
         B: Body,
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
+        self.handle_as(req, None).await
+    }
+
+    /// Answers one HTTP request; with `cloud`, only validly signed API calls (no hooks).
+    async fn handle_as<B>(
+        &self,
+        req: Request<B>,
+        cloud: Option<&cloud::CloudAuth>,
+    ) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
-        if let Some(hook) = path.strip_prefix("/_backend/") {
+        if let (Some(hook), None) = (path.strip_prefix("/_backend/"), cloud) {
             return hooks::handle(
                 &self.shared,
                 &parts.method,
@@ -259,6 +278,11 @@ impl Backend {
             }
         };
         self.shared.requests_total.fetch_add(1, Ordering::Relaxed);
+        if let Some(auth) = cloud {
+            if let Err(e) = auth.check(&self.shared.cloud, &parts, &body) {
+                return reply::error(&e);
+            }
+        }
         let faults = self.shared.faults.get();
         if faults.record_requests {
             let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -304,13 +328,93 @@ impl Backend {
     }
 }
 
-/// Binds `addr`, logs `listening backend <addr>`, and serves until Ctrl-C or SIGTERM.
-pub async fn run(addr: SocketAddr) -> io::Result<()> {
+/// Cloud mode (see [`cloud`]): where and how the backend plays Alibaba Cloud.
+pub struct CloudMode {
+    pub listen: SocketAddr,
+    /// `None`: plain HTTP (the tests of credential sources need no TLS).
+    pub tls: Option<crate::config::Tls>,
+    pub key: cloud::CloudKey,
+}
+
+impl Backend {
+    /// Serves the cloud listener (HTTPS with `tls`, signed calls only) until `shutdown`.
+    pub async fn serve_cloud(
+        self,
+        listener: TcpListener,
+        tls: Option<crate::net::tls::TlsAcceptor>,
+        auth: cloud::CloudAuth,
+        shutdown: Shutdown,
+    ) {
+        let opts = ServeOptions {
+            name: "cloud".to_owned(),
+            grace: Duration::from_secs(5),
+            ..ServeOptions::default()
+        };
+        let auth = Arc::new(auth);
+        let make = move || {
+            let (backend, auth) = (self.clone(), auth.clone());
+            service_fn(move |req| {
+                let (backend, auth) = (backend.clone(), auth.clone());
+                async move { Ok::<_, Infallible>(backend.handle_as(req, Some(&auth)).await) }
+            })
+        };
+        match tls {
+            Some(acceptor) => {
+                net::serve_with(listener, acceptor, move |_conn| make(), opts, shutdown).await
+            }
+            None => net::serve(listener, move |_peer| make(), opts, shutdown).await,
+        }
+    }
+}
+
+/// Binds `addr`, logs `listening backend <addr>`, and serves until Ctrl-C or SIGTERM; with
+/// `cloud`, also the cloud listener (`listening cloud <addr>`), sharing the same state.
+pub async fn run(addr: SocketAddr, cloud: Option<CloudMode>) -> io::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let listener = net::bind("backend", addr).await?;
-    Backend::new().serve(listener, shutdown).await;
+    let backend = Backend::new();
+    let cloud_task = match cloud {
+        Some(mode) => {
+            let (_, serving) = spawn_cloud(backend.clone(), mode, shutdown.clone()).await?;
+            Some(tokio::spawn(serving))
+        }
+        None => None,
+    };
+    backend.serve(listener, shutdown).await;
+    if let Some(task) = cloud_task {
+        let _ = task.await;
+    }
     Ok(())
+}
+
+/// Binds the cloud listener of `mode`; returns its address and the future that serves it.
+pub async fn spawn_cloud(
+    backend: Backend,
+    mode: CloudMode,
+    shutdown: Shutdown,
+) -> io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)> {
+    let acceptor = match &mode.tls {
+        Some(tls) => Some(
+            crate::net::tls::TlsAcceptor::from_config(tls)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
+    let listener = net::bind("cloud", mode.listen).await?;
+    let addr = listener.local_addr()?;
+    Ok((
+        addr,
+        backend.serve_cloud(
+            listener,
+            acceptor,
+            cloud::CloudAuth::new(mode.key),
+            shutdown,
+        ),
+    ))
 }
 
 /// A backend serving in a background task (for the demo and in-process tests).

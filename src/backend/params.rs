@@ -165,6 +165,30 @@ impl Params {
         Ok(out)
     }
 
+    /// Refuses the tag parameters `action` does not take: the catalogue's
+    /// [`TagParams`](crate::catalogue::TagParams), the model ramgate authorizes on, so that
+    /// a parameter is never read here that the decision did not read. (A filter's
+    /// `Tag.N.Key` alone keeps ECI's meaning here, "any value"; ramgate refuses it before
+    /// it could be forwarded.)
+    pub fn tag_params_taken(&self, action: &crate::catalogue::ActionSpec) -> Result<(), ApiError> {
+        let taken = action.tag_params();
+        let refuse = |param: &str| {
+            Err(ApiError::invalid(format!(
+                "The parameter \"{param}\" is not taken by {}.",
+                action.name
+            )))
+        };
+        for name in self.map.keys() {
+            let family = name.split('.').next().unwrap_or_default();
+            match family {
+                "Tag" if !taken.takes_tags() => return refuse(name),
+                "TagKey" | "All" if !taken.takes_removals() => return refuse(name),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// `Tag.N` as tags to set: a missing value is the empty value.
     pub fn tags(&self) -> Result<Tags, ApiError> {
         Ok(Tags::from_pairs(
@@ -264,6 +288,30 @@ mod tests {
                 .tag_filter()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn tag_parameters_an_action_does_not_take_are_refused() {
+        let spec = |name| crate::catalogue::lookup(name).expect("catalogued");
+        let untag_with_tags = Params::from_pairs(&[("TagKey.1", "a"), ("Tag.1.Key", "a")]);
+        assert!(untag_with_tags
+            .tag_params_taken(spec("UntagResources"))
+            .is_err());
+        let tag_with_all = Params::from_pairs(&[("Tag.1.Key", "a"), ("All", "true")]);
+        assert!(tag_with_all.tag_params_taken(spec("TagResources")).is_err());
+        assert!(tag_with_all
+            .tag_params_taken(spec("UpdateContainerGroup"))
+            .is_err());
+        let keys = Params::from_pairs(&[("TagKey.1", "a")]);
+        assert!(keys.tag_params_taken(spec("UntagResources")).is_ok());
+        assert!(keys.tag_params_taken(spec("TagResources")).is_err());
+        let filter = Params::from_pairs(&[("Tag.1.Key", "a")]);
+        assert!(filter
+            .tag_params_taken(spec("DescribeContainerGroups"))
+            .is_ok());
+        assert!(filter
+            .tag_params_taken(spec("DeleteContainerGroup"))
+            .is_err());
     }
 
     #[test]

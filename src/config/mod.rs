@@ -40,6 +40,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub shutdown: Shutdown,
+    /// `[cluster]`: replicas sharing nonces, cache invalidations and quotas through Redis
+    /// (SPEC §9). Absent: everything stays in this process.
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +74,50 @@ pub struct Admin {
 pub struct Upstream {
     pub url: String,
     pub timeout_ms: u64,
+    /// `none`: the backend trusts ramgate's `x-ramgate-principal`; `acs3`: every call is
+    /// signed with ramgate's own Alibaba Cloud credentials (SPEC §8).
+    pub signing: Signing,
+    /// Extra trust anchors (PEM) for an `https://` upstream, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Where ramgate's own credentials come from; only with `signing = "acs3"`.
+    pub credentials: Option<UpstreamCredentials>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signing {
+    None,
+    Acs3,
+}
+
+/// `[upstream.credentials]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamCredentials {
+    pub source: CredentialSource,
+    pub sts_endpoint: String,
+    pub imds_endpoint: String,
+}
+
+/// The credential sources of Alibaba Cloud's default chain, or the chain itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSource {
+    Default,
+    Env,
+    Oidc,
+    File,
+    EcsRamRole,
+}
+
+impl Default for UpstreamCredentials {
+    fn default() -> Self {
+        Self {
+            source: CredentialSource::Default,
+            sts_endpoint: "https://sts.aliyuncs.com".into(),
+            imds_endpoint: "http://100.100.100.200".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +176,39 @@ pub struct Shutdown {
     pub grace_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// `redis://[user:password@]host:port/db`; the password never appears in logs or
+    /// `/v1/status`.
+    pub redis_url: String,
+    #[serde(default = "defaults::key_prefix")]
+    pub key_prefix: String,
+    #[serde(default = "defaults::channel")]
+    pub channel: String,
+    #[serde(default = "defaults::on_unavailable")]
+    pub on_unavailable: OnUnavailable,
+}
+
+/// What signed requests get while Redis cannot be reached (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnUnavailable {
+    /// 503 `ServiceUnavailable`: a nonce that could not be claimed is never accepted.
+    Deny,
+    /// Nonces are remembered by this process alone until Redis is back.
+    Local,
+}
+
+impl OnUnavailable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnavailable::Deny => "deny",
+            OnUnavailable::Local => "local",
+        }
+    }
+}
+
 mod defaults {
     use super::*;
     pub fn region() -> String {
@@ -136,6 +216,15 @@ mod defaults {
     }
     pub fn mode() -> Mode {
         Mode::Enforce
+    }
+    pub fn key_prefix() -> String {
+        "ramgate:".into()
+    }
+    pub fn channel() -> String {
+        "ramgate:invalidate".into()
+    }
+    pub fn on_unavailable() -> OnUnavailable {
+        OnUnavailable::Deny
     }
     pub fn addr(s: &str) -> SocketAddr {
         s.parse()
@@ -168,6 +257,9 @@ impl Default for Upstream {
         Self {
             url: "http://127.0.0.1:9000".into(),
             timeout_ms: 10_000,
+            signing: Signing::None,
+            ca_file: None,
+            credentials: None,
         }
     }
 }
@@ -251,6 +343,7 @@ impl Config {
             tls.key = base.join(&tls.key);
             tls.client_ca = tls.client_ca.as_ref().map(|c| base.join(c));
         }
+        config.upstream.ca_file = config.upstream.ca_file.as_ref().map(|c| base.join(c));
         if let DecisionSink::File(file) = &mut config.log.decisions {
             *file = base.join(&*file);
         }
@@ -278,17 +371,45 @@ impl Config {
         }
         match config.upstream.url.parse::<http::Uri>() {
             Ok(uri)
-                if uri.scheme_str() == Some("http")
+                if matches!(uri.scheme_str(), Some("http" | "https"))
                     && uri.authority().is_some()
                     && uri.path() == "/" => {}
             _ => problem(
                 &["upstream", "url"],
                 format!(
-                    "upstream url {:?} is not an http://host:port URL",
+                    "upstream url {:?} is not an http:// or https:// URL with a host and no path",
                     config.upstream.url
                 ),
-                "e.g. url = \"http://127.0.0.1:9000\"",
+                "e.g. url = \"http://127.0.0.1:9000\" or url = \"https://eci.cn-hangzhou.aliyuncs.com\"",
             ),
+        }
+        match (config.upstream.signing, &config.upstream.credentials) {
+            (Signing::None, Some(_)) => problem(
+                &["upstream", "credentials"],
+                "[upstream.credentials] is given but signing is \"none\", so nothing would use them".into(),
+                "add signing = \"acs3\" to [upstream], or remove [upstream.credentials]",
+            ),
+            (Signing::Acs3, None) => {
+                config.upstream.credentials = Some(UpstreamCredentials::default());
+            }
+            _ => {}
+        }
+        if let Some(credentials) = &config.upstream.credentials {
+            for (field, url) in [
+                ("sts_endpoint", &credentials.sts_endpoint),
+                ("imds_endpoint", &credentials.imds_endpoint),
+            ] {
+                let ok = url.parse::<http::Uri>().is_ok_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+                });
+                if !ok {
+                    problem(
+                        &["upstream", "credentials", field],
+                        format!("{field} {url:?} is not an http:// or https:// URL"),
+                        "e.g. sts_endpoint = \"https://sts.aliyuncs.com\", imds_endpoint = \"http://100.100.100.200\"",
+                    );
+                }
+            }
         }
         if !(0.0..=1.0).contains(&config.log.allow_sample_rate) {
             problem(
@@ -303,6 +424,22 @@ impl Config {
                 format!("{:?} is not a valid header name", config.identity.header),
                 "e.g. header = \"x-ramgate-principal\"",
             );
+        }
+        if let Some(cluster) = &config.cluster {
+            if let Err(why) = crate::cluster::check_redis_url(&cluster.redis_url) {
+                problem(
+                    &["cluster", "redis_url"],
+                    format!("[cluster] redis_url is not usable: {why}"),
+                    "e.g. redis_url = \"redis://127.0.0.1:6379/0\" (rediss:// is not supported)",
+                );
+            }
+            if cluster.channel.is_empty() {
+                problem(
+                    &["cluster", "channel"],
+                    "[cluster] channel must not be empty".into(),
+                    "remove the line to use the default \"ramgate:invalidate\"",
+                );
+            }
         }
         for (table, field, value) in [
             (
@@ -434,7 +571,7 @@ mod tests {
         };
         assert_eq!(e.0.len(), 3, "{e}");
         assert_eq!(at("not a valid header name"), (8, 10), "{e}");
-        assert_eq!(at("is not an http://host:port URL"), (12, 7), "{e}");
+        assert_eq!(at("is not an http:// or https:// URL"), (12, 7), "{e}");
         assert_eq!(at("timeout_ms must be greater than 0"), (13, 14), "{e}");
     }
 
@@ -454,5 +591,79 @@ mod tests {
             parse("decisions.log"),
             DecisionSink::File("/etc/ramgate/decisions.log".into())
         );
+    }
+
+    #[test]
+    fn upstream_signing_settings_are_checked_and_located() {
+        let c = Config::parse(
+            Path::new("/etc/ramgate/ramgate.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nurl = \"https://eci.cn-hangzhou.aliyuncs.com\"\nsigning = \"acs3\"\nca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.signing, Signing::Acs3);
+        assert_eq!(
+            c.upstream.ca_file.as_deref(),
+            Some(Path::new("/etc/ramgate/ca.pem"))
+        );
+        // Signing without a table: the default chain with the default endpoints.
+        assert_eq!(c.upstream.credentials, Some(UpstreamCredentials::default()));
+
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nurl = \"http://127.0.0.1:9000\"\n\n[upstream.credentials]\nsource = \"env\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.0[0].position.line, e.0[0].position.column), (5, 1));
+        assert!(
+            e.0[0].message.contains("signing is \"none\""),
+            "{}",
+            e.0[0].message
+        );
+
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nsigning = \"acs3\"\n[upstream.credentials]\nsts_endpoint = \"sts.aliyuncs.com\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 5);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[upstream]\nsigning = \"acs3\"\n[upstream.credentials]\nsource = \"vault\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 5);
+        assert!(e.0[0].message.contains("vault"), "{}", e.0[0].message);
+    }
+
+    #[test]
+    fn cluster_settings_have_defaults_and_are_checked() {
+        let c = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
+        )
+        .unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.key_prefix, "ramgate:");
+        assert_eq!(cluster.channel, "ramgate:invalidate");
+        assert_eq!(cluster.on_unavailable, OnUnavailable::Deny);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"rediss://r:6379\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.0[0].position.line, e.0[0].position.column), (3, 13));
+        assert!(e.0[0].message.contains("redis_url"), "{}", e.0[0].message);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"redis://r\"\non_unavailable = \"open\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].position.line, 4);
+        assert!(e.0[0].message.contains("deny"), "{}", e.0[0].message);
+        assert!(Config::parse(
+            Path::new("r.toml"),
+            "account_id = \"1234567890123456\"\n[cluster]\non_unavailable = \"local\"\n",
+        )
+        .is_err());
     }
 }

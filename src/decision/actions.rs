@@ -5,6 +5,9 @@ use crate::model::{ContainerGroupMeta, Tags};
 use crate::policy::builtin;
 use crate::principals::{GroupId, PolicyId};
 
+/// The RAM action whose allowance makes a container group visible to a caller.
+const DESCRIBE: &str = "eci:describecontainergroups";
+
 /// Create: allowed into a resolved resource group, denied, or refused because the ECI
 /// service role is not authorized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,22 @@ pub struct Visibility {
     pub ids: Option<Vec<String>>,
     /// The request's tag filters: items must carry them.
     pub request_tags: Tags,
+    /// The caller may see every item the backend can answer this request with, so the
+    /// answer's paging (`TotalCount`, `NextToken`) reveals nothing hidden and passes as
+    /// SPEC §3 says; otherwise a page tells only what is on it (docs/SECURITY.md).
+    pub exhaustive: bool,
+}
+
+/// How far a caller's policies reach over the container groups of the account, conditions
+/// aside, for a list that names no ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// No Allow statement can cover any container group: a list is answered empty.
+    Nothing,
+    /// Some groups may be visible, some not.
+    Some,
+    /// Every group is visible: an unconditional Allow covers them all and nothing can deny.
+    Everything,
 }
 
 /// Which group-scoped attachments count for an item.
@@ -132,10 +151,36 @@ impl Authorizer<'_> {
             request_tags: Some(request_tags),
         };
         let current = self.authorize(&question(&meta.tags));
-        match resulting_tags {
+        let decision = match resulting_tags {
             Some(resulting) if current.allowed => self.authorize(&question(resulting)),
             _ => current,
+        };
+        if decision.allowed || self.is_root() || self.may_describe(&resource, group, meta) {
+            return decision;
         }
+        // The caller may see nothing of this group: its denial must not tell that the group
+        // exists, nor which of the caller's statements its group and tags failed, so it is
+        // the denial of an id that does not exist (SPEC §3).
+        Decision::denied(Reason::Concealed(decision.reason.statement()))
+    }
+
+    /// Whether the caller may see the group at all: `DescribeContainerGroups` on it would
+    /// return it (its own group's attachments and tags count).
+    fn may_describe(
+        &self,
+        resource: &str,
+        group: Option<crate::principals::GroupId>,
+        meta: &ContainerGroupMeta,
+    ) -> bool {
+        self.authorize(&Question {
+            action_lower: DESCRIBE,
+            resource,
+            group,
+            tags_in_play: Some(&meta.tags),
+            resource_tags: Some(&meta.tags),
+            request_tags: Some(&meta.tags),
+        })
+        .allowed
     }
 
     /// An action that involves no container group: account-scoped attachments only, on
@@ -167,9 +212,12 @@ impl Authorizer<'_> {
                 None => return DescribePlan::SilentEmpty(Reason::UnknownResourceGroup),
             },
         };
-        let visibility = |ids| Visibility {
+        let everything = ids.is_empty()
+            && self.reach(action_lower, Attachments::Named(group)) == Reach::Everything;
+        let visibility = |ids: Option<Vec<String>>| Visibility {
             group,
             attachments: Attachments::Named(group),
+            exhaustive: ids.is_some() || everything,
             ids,
             request_tags: request_tags.clone(),
         };
@@ -232,13 +280,23 @@ impl Authorizer<'_> {
             attachments: Attachments::ItemsOwnGroup,
             ids: None,
             request_tags: Tags::new(),
+            exhaustive: true,
         };
         if ids.is_empty() {
-            let decision = Decision::allowed(Reason::PerItem);
-            return DescribePlan::Forward {
-                ids: None,
-                visibility,
-                decision,
+            // Decided before anything is forwarded: a caller no statement of which can
+            // allow this action on any container group gets the silent empty answer.
+            return match self.reach(action_lower, Attachments::ItemsOwnGroup) {
+                Reach::Nothing => DescribePlan::SilentEmpty(Reason::ImplicitDeny(
+                    super::PolicyType::AccountLevelIdentityBasedPolicy,
+                )),
+                reach => {
+                    visibility.exhaustive = reach == Reach::Everything;
+                    DescribePlan::Forward {
+                        ids: None,
+                        visibility,
+                        decision: Decision::allowed(Reason::PerItem),
+                    }
+                }
             };
         }
         let mut kept = Vec::new();
@@ -263,6 +321,58 @@ impl Authorizer<'_> {
                 }
             }
             None => DescribePlan::SilentEmpty(last_denial),
+        }
+    }
+
+    /// How far the caller's policies reach over the account's container groups for
+    /// `action_lower` ([`Reach`]). Every attachment of the caller counts towards "some"
+    /// (any group's items may be answered); only `counted` ones towards "everything", and
+    /// then no guardrail and no Deny statement attached anywhere may cover the action.
+    pub fn reach(&self, action_lower: &str, counted: Attachments) -> Reach {
+        use crate::policy::pattern::PrefixMatch;
+        use crate::policy::Effect;
+        let prefix = self.container_group_arn("");
+        let directory = &self.snapshot.directory;
+        let guarded = !directory.guardrails.is_empty();
+        if self.is_root() {
+            return if guarded {
+                Reach::Some
+            } else {
+                Reach::Everything
+            };
+        }
+        let principal = directory.principal(self.caller.principal);
+        let named = match counted {
+            Attachments::Named(g) => g,
+            Attachments::ItemsOwnGroup => None,
+        };
+        let all = principal.account_policies.iter().map(|&p| (p, true)).chain(
+            principal
+                .group_policies
+                .iter()
+                .map(|&(g, p)| (p, Some(g) == named)),
+        );
+        let (mut some, mut every, mut denies) = (false, false, false);
+        for (policy, is_counted) in all {
+            for statement in &self.snapshot.policy(policy).statements {
+                let covers = statement.covers_prefix(action_lower, &prefix);
+                match (statement.effect, covers) {
+                    (_, PrefixMatch::None) => {}
+                    (Effect::Deny, _) => denies = true,
+                    (Effect::Allow, PrefixMatch::Every)
+                        if is_counted && statement.conditions.is_empty() =>
+                    {
+                        some = true;
+                        every = true;
+                    }
+                    (Effect::Allow, _) => some = true,
+                }
+            }
+        }
+        match (some, every && !denies && !guarded) {
+            (false, _) => Reach::Nothing,
+            (true, true) => Reach::Everything,
+            (true, false) => Reach::Some,
         }
     }
 

@@ -13,7 +13,7 @@ mod actions;
 mod plan;
 mod reason;
 
-pub use actions::{Attachments, CreateOutcome, DescribePlan, Visibility};
+pub use actions::{Attachments, CreateOutcome, DescribePlan, Reach, Visibility};
 pub use plan::{plan, resulting_tags, Allowed, Denied, Plan, Rewrite};
 pub use reason::{Decision, NoPermissionType, PolicyType, Reason, StatementRef};
 

@@ -9,7 +9,7 @@
 //! is only read here.
 
 use super::{Authorizer, CreateOutcome, Decision, DescribePlan, Reason, Visibility};
-use crate::catalogue::Kind;
+use crate::catalogue::{Kind, TagParams};
 use crate::model::{ContainerGroupMeta, Tags};
 use crate::request::CanonicalRequest;
 use crate::snapshot::Snapshot;
@@ -187,18 +187,27 @@ fn list_plan(planned: DescribePlan) -> Plan {
     }
 }
 
-/// The tags a group would have after a tag change: `Tag.N` add or replace keys
-/// (Update, TagResources); `UntagResources` removes `TagKey.N`, or everything with `All`.
+/// The tags a group would have after `request`, following the action's parameter model
+/// ([`TagParams`]): `Tag.N` add or replace keys where the action sets tags
+/// (`UpdateContainerGroup`, `TagResources`); `UntagResources` removes `TagKey.N`, or every
+/// tag with `All=true`; any other action leaves them as they are. The parser refuses the
+/// tag parameters an action does not take, so nothing here is ignored that the backend
+/// would read.
 pub fn resulting_tags(request: &CanonicalRequest, current: &Tags) -> Tags {
     let mut tags = current.clone();
-    if request.untag_all {
-        return Tags::new();
-    }
-    for key in &request.tag_keys {
-        tags.remove(key);
-    }
-    for (k, v) in request.tags.iter() {
-        tags.set(k.to_owned(), v.to_owned());
+    match request.action.tag_params() {
+        TagParams::Set => {
+            for (k, v) in request.tags.iter() {
+                tags.set(k.to_owned(), v.to_owned());
+            }
+        }
+        TagParams::Remove if request.untag_all => return Tags::new(),
+        TagParams::Remove => {
+            for key in &request.tag_keys {
+                tags.remove(key);
+            }
+        }
+        TagParams::Filter | TagParams::None => {}
     }
     tags
 }

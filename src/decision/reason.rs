@@ -67,6 +67,11 @@ pub enum Reason {
     UnknownResourceGroup,
     /// The container group does not exist: answered, for non-root callers, as a denial.
     NotFound,
+    /// Denied (by this statement, if one decided) on a container group the caller may see
+    /// nothing of: answered exactly like [`Reason::NotFound`], so that the answer tells
+    /// neither that the group exists nor which statement its group and tags failed. The
+    /// decision log keeps the statement.
+    Concealed(Option<StatementRef>),
     /// Describe: every id named dropped out.
     NothingVisible,
     /// A list forwarded whole, its answer filtered item by item.
@@ -108,9 +113,11 @@ impl Reason {
             Reason::DenyErrored(_, t) | Reason::ImplicitDeny(t) => t,
             Reason::Guardrail(_) => PolicyType::ControlPolicy,
             Reason::UnknownResourceGroup => PolicyType::ResourceGroupLevelIdentityBasedPolicy,
-            Reason::RootBypass | Reason::NotFound | Reason::NothingVisible | Reason::PerItem => {
-                PolicyType::AccountLevelIdentityBasedPolicy
-            }
+            Reason::RootBypass
+            | Reason::NotFound
+            | Reason::Concealed(_)
+            | Reason::NothingVisible
+            | Reason::PerItem => PolicyType::AccountLevelIdentityBasedPolicy,
         }
     }
 
@@ -178,6 +185,12 @@ impl Reason {
             }
             Reason::NotFound => {
                 "denied: the container group does not exist (answered as a denial)".into()
+            }
+            Reason::Concealed(at) => {
+                let by = at
+                    .map(|at| format!(" by {}", statement(at)))
+                    .unwrap_or_default();
+                format!("denied{by}; the caller may see nothing of this container group, so it is answered as one that does not exist")
             }
             Reason::NothingVisible => {
                 "denied: none of the container groups named may be seen".into()

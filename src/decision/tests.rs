@@ -23,6 +23,7 @@ const ALLOW_ALL: &str =
     r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","Resource":"*"}]}"#;
 const DENY_DELETE: &str = r#"{"Version":"1","Statement":[{"Effect":"Deny","Action":"eci:DeleteContainerGroup","Resource":"*"}]}"#;
 const DENY_ON_BAD_NUMBER: &str = r#"{"Version":"1","Statement":[{"Effect":"Deny","Action":"eci:*","Resource":"*","Condition":{"NumericLessThan":{"eci:tag/n":"5"}}}]}"#;
+const DENY_DELETE_ON_BAD_NUMBER: &str = r#"{"Version":"1","Statement":[{"Effect":"Deny","Action":"eci:DeleteContainerGroup","Resource":"*","Condition":{"NumericLessThan":{"eci:tag/n":"5"}}}]}"#;
 const ALLOW_ON_BAD_NUMBER: &str = r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"eci:*","Resource":"*","Condition":{"NumericLessThan":{"eci:tag/n":"5"}}}]}"#;
 
 fn principals(attach: &str) -> String {
@@ -111,12 +112,26 @@ fn account_scoped_deny_beats_group_allow() {
 fn an_erroring_deny_denies_and_an_erroring_allow_does_not_allow() {
     let s = snapshot(
         &principals(r#"[{ policy = "all" }, { policy = "denyn" }]"#),
-        &[("all", ALLOW_ALL), ("denyn", DENY_ON_BAD_NUMBER)],
+        &[("all", ALLOW_ALL), ("denyn", DENY_DELETE_ON_BAD_NUMBER)],
     );
     let d = delete(&s, &meta("rg-a", &[("n", "not-a-number")]));
     assert!(!d.allowed);
     assert!(matches!(d.reason, Reason::DenyErrored(..)));
     assert!(delete(&s, &meta("rg-a", &[("n", "7")])).allowed);
+
+    // The same Deny on every action: the caller may not even see the group, so its denial
+    // is that of an id that does not exist (issue 11, finding 4).
+    let s = snapshot(
+        &principals(r#"[{ policy = "all" }, { policy = "denyn" }]"#),
+        &[("all", ALLOW_ALL), ("denyn", DENY_ON_BAD_NUMBER)],
+    );
+    let d = delete(&s, &meta("rg-a", &[("n", "not-a-number")]));
+    assert!(matches!(d.reason, Reason::Concealed(Some(_))), "{d:?}");
+    let missing = Decision::denied(Reason::NotFound).reason;
+    assert_eq!(
+        (d.reason.policy_type(), d.reason.no_permission_type(false)),
+        (missing.policy_type(), missing.no_permission_type(false))
+    );
 
     let s = snapshot(
         &principals(r#"[{ policy = "allown" }]"#),

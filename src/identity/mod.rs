@@ -59,6 +59,9 @@ pub enum IdentityError {
         "too many signed requests within the replay window to remember their nonces; retry later"
     )]
     NonceStoreFull,
+    /// `[cluster] on_unavailable = "deny"` and Redis could not be asked about a nonce.
+    #[error("The shared nonce store (Redis) is unreachable ({0}), so the request's nonce cannot be checked against the other replicas; retry later.")]
+    NonceStoreUnavailable(String),
 }
 
 fn refuse(message: impl Into<String>) -> IdentityError {
@@ -66,7 +69,8 @@ fn refuse(message: impl Into<String>) -> IdentityError {
 }
 
 /// Establishes the caller of `request`, or refuses with 401 (signature errors use their
-/// own codes). `now` is Unix seconds, for signature timestamps.
+/// own codes), claiming a signed request's nonce in `replay`. `now` is Unix seconds, for
+/// signature timestamps.
 pub fn resolve(
     snapshot: &Snapshot,
     settings: &config::Identity,
@@ -76,6 +80,27 @@ pub fn resolve(
     request: &ParsedRequest,
     now: i64,
 ) -> Result<Identity, IdentityError> {
+    let (identity, unclaimed) = resolve_unclaimed(snapshot, settings, peer, headers, request, now)?;
+    if let Some(verified) = unclaimed {
+        let seen = verified.claim_in(replay, now);
+        verified.settle(seen)?;
+    }
+    Ok(identity)
+}
+
+/// [`resolve`] but for the nonce: a signed request comes back with its [`Verified`]
+/// signature, whose nonce the caller claims (the proxy: in its nonce store, which may be
+/// shared by replicas) before believing the identity.
+///
+/// [`Verified`]: signature::Verified
+pub fn resolve_unclaimed(
+    snapshot: &Snapshot,
+    settings: &config::Identity,
+    peer: &Peer,
+    headers: &HeaderMap,
+    request: &ParsedRequest,
+    now: i64,
+) -> Result<(Identity, Option<signature::Verified>), IdentityError> {
     let source_ip = source_ip(peer.addr.ip(), headers, &settings.trusted_proxies);
     let credentials = &request.credentials;
     if credentials.security_token.is_some()
@@ -95,6 +120,7 @@ pub fn resolve(
     let signed = credentials.has_v3_signature()
         || credentials.has_v1_signature()
         || credentials.access_key_id.is_some();
+    let mut verified = None;
     let principal = if signed {
         if header.is_some() {
             return Err(refuse(format!(
@@ -107,7 +133,10 @@ pub fn resolve(
                 "AccessKey signatures are disabled on this proxy ([identity] signatures = false)",
             ));
         }
-        signature::verify(snapshot, settings, replay, headers, request, now)?
+        let signature = signature::verify_signature(snapshot, settings, headers, request, now)?;
+        let principal = signature.principal;
+        verified = Some(signature);
+        principal
     } else if let Some(value) = header {
         if !is_trusted(peer.addr.ip(), &settings.trusted_proxies) {
             return Err(refuse(format!(
@@ -141,10 +170,13 @@ pub fn resolve(
     } else {
         return Err(refuse("the request carries no identity: sign it with an AccessKey, or send it through a trusted proxy"));
     };
-    Ok(Identity {
-        principal,
-        source_ip,
-    })
+    Ok((
+        Identity {
+            principal,
+            source_ip,
+        },
+        verified,
+    ))
 }
 
 pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {

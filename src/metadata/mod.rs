@@ -3,10 +3,14 @@
 //! through a bounded moka cache with a TTL, a shorter TTL for "does not exist", and one
 //! upstream call for concurrent misses of one id.
 //!
-//! Writes made through the proxy [`invalidate`](MetadataClient::invalidate) their ids. A
-//! lookup that was already in flight when an id was invalidated could otherwise write the
-//! old answer back, so every entry remembers the invalidation epoch at which its load
-//! started, and an entry older than its id's last invalidation is ignored.
+//! Writes made through the proxy [`invalidate`](MetadataClient::invalidate) their ids, and
+//! a write wins against every lookup that started before it ended: every entry carries the
+//! invalidation epoch read *before* the upstream fetch that produced it began, an entry
+//! whose epoch is older than its id's last invalidation is never served from the cache,
+//! and a lookup that joined a load begun before such an invalidation (moka coalesces
+//! concurrent loads of one key) fetches that id again instead of deciding on it — unless
+//! the invalidation came after this lookup itself began, when the write and the lookup were
+//! concurrent and either order is correct.
 //!
 //! Entries are small because a sidecar may cache 100,000 of them: the key is the id alone,
 //! held inline (ECI ids are 24 bytes), and the resource group and tags are
@@ -70,6 +74,8 @@ struct Inner {
     invalidated: Cache<Id, u64>,
     interned: intern::Interner,
     epoch: AtomicU64,
+    /// The epoch of the last [`MetadataClient::invalidate_all`]: older entries are ignored.
+    all_invalidated: AtomicU64,
     upstream: Upstream,
     principal_header: HeaderValue,
 }
@@ -94,6 +100,7 @@ impl MetadataClient {
                 cache,
                 invalidated,
                 epoch: AtomicU64::new(0),
+                all_invalidated: AtomicU64::new(0),
                 interned: intern::Interner::default(),
                 upstream,
                 principal_header: HeaderValue::from_static("ramgate-metadata"),
@@ -111,6 +118,14 @@ impl MetadataClient {
                 .await;
             self.inner.cache.invalidate(id.as_str()).await;
         }
+    }
+
+    /// Forget every entry, and every lookup already in flight (another replica's writes
+    /// may have been missed: `cluster`'s subscription was down).
+    pub fn invalidate_all(&self) {
+        let epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.all_invalidated.store(epoch, Ordering::SeqCst);
+        self.inner.cache.invalidate_all();
     }
 
     /// Remember a group the proxy just created (its id, group and tags are known).
@@ -133,6 +148,9 @@ impl MetadataClient {
         &self,
         ids: &[String],
     ) -> Result<(Vec<Option<Arc<ContainerGroupMeta>>>, LookupStats), LookupError> {
+        // Read before anything is fetched: every load this lookup starts is stamped with an
+        // epoch no newer than the data it fetches.
+        let started_at = self.inner.epoch.load(Ordering::SeqCst);
         let mut stats = LookupStats::default();
         let mut found = vec![None; ids.len()];
         let mut missing = Vec::new();
@@ -158,9 +176,10 @@ impl MetadataClient {
         // wait on whichever load started first (moka coalesces per key).
         let batch: Arc<OnceCell<HashMap<String, Arc<ContainerGroupMeta>>>> =
             Arc::new(OnceCell::new());
+        let mut stale = Vec::new();
         for i in missing {
             let id = ids[i].clone();
-            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let epoch = started_at;
             let (batch, missing_ids) = (batch.clone(), &missing_ids);
             let entry = self
                 .inner
@@ -174,7 +193,29 @@ impl MetadataClient {
                 })
                 .await
                 .map_err(|e: Arc<LookupError>| (*e).clone())?;
-            found[i] = entry.meta;
+            match self.inner.invalidated.get(ids[i].as_str()).await {
+                // Loaded (by this lookup or one it joined) before a write this lookup must
+                // see: that write ended before this lookup began.
+                Some(at) if entry.epoch < at && at <= started_at => stale.push(i),
+                _ => found[i] = entry.meta,
+            }
+        }
+        if !stale.is_empty() {
+            let epoch = self.inner.epoch.load(Ordering::SeqCst);
+            let stale_ids: Vec<String> = stale.iter().map(|&i| ids[i].clone()).collect();
+            let map = self.fetch(&stale_ids).await?;
+            for i in stale {
+                let meta = map.get(&ids[i]).cloned();
+                let entry = Entry {
+                    meta: meta.clone(),
+                    epoch,
+                };
+                self.inner
+                    .cache
+                    .insert(Id::from(ids[i].as_str()), entry)
+                    .await;
+                found[i] = meta;
+            }
         }
         Ok((found, stats))
     }
@@ -182,6 +223,10 @@ impl MetadataClient {
     /// A cached entry, unless an invalidation happened after its load started.
     async fn fresh(&self, id: &str) -> Option<Entry> {
         let entry = self.inner.cache.get(id).await?;
+        if entry.epoch < self.inner.all_invalidated.load(Ordering::SeqCst) {
+            self.inner.cache.invalidate(id).await;
+            return None;
+        }
         match self.inner.invalidated.get(id).await {
             Some(invalidated_at) if entry.epoch < invalidated_at => {
                 self.inner.cache.invalidate(id).await;
@@ -221,7 +266,7 @@ impl MetadataClient {
                     self.inner.principal_header.clone(),
                 ),
             ];
-            let response = self.inner.upstream.call(&query, headers).await?;
+            let response = self.inner.upstream.call_retrying(&query, &headers).await?;
             if !response.status.is_success() {
                 return Err(LookupError::Status(response.status));
             }

@@ -5,6 +5,7 @@
 //! address included, so that `127.0.0.1:0` can be used in tests and the port found by
 //! reading the log.
 
+pub mod body;
 mod serve;
 mod shutdown;
 pub mod tls;

@@ -152,7 +152,7 @@ pub fn server_config(tls: &config::Tls) -> Result<ServerConfig, String> {
 }
 
 /// Every certificate of a PEM file; none is an error.
-fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| {

@@ -8,9 +8,11 @@
 //! it stops only once the proxy is done (see [`serve_until`]).
 
 use super::store::PolicyStore;
+use crate::cluster::Cluster;
 use crate::config::Mode;
 use crate::net::{self, ServeOptions, Shutdown};
 use crate::response::Body;
+use crate::upstream::credentials::Credentials;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
@@ -35,19 +37,29 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// What the admin endpoints report on, handed over by whoever composes the process.
+pub(crate) struct Sources {
+    pub(crate) store: Arc<PolicyStore>,
+    pub(crate) mode: Mode,
+    /// With `signing = "acs3"`: ramgate's own credential (`/readyz` waits for it).
+    pub(crate) upstream_credentials: Option<Credentials>,
+    /// `[cluster]`: the link to the replicas' shared Redis.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+}
+
 /// Serves the admin endpoints; `/readyz` turns 503 once `draining` is triggered, and the
 /// listener stops on `stop` (triggered once the proxy has drained).
-pub async fn serve_until(
-    store: Arc<PolicyStore>,
-    mode: Mode,
+pub(crate) async fn serve_until(
+    sources: Sources,
     listener: tokio::net::TcpListener,
     draining: Shutdown,
     stop: Shutdown,
 ) {
+    let sources = Arc::new(sources);
     if let Some(handle) = prometheus() {
         // The gauges of the snapshot in use, in case it was loaded before the recorder
         // was installed; then keep the histograms' memory bounded.
-        let snapshot = store.current();
+        let snapshot = sources.store.current();
         crate::ops::metrics::snapshot_loaded(snapshot.generation, snapshot.loaded_at);
         let (handle, stop) = (handle.clone(), stop.clone());
         tokio::spawn(async move {
@@ -61,9 +73,9 @@ pub async fn serve_until(
         });
     }
     let make = move |_peer| {
-        let (store, draining) = (store.clone(), draining.clone());
+        let (sources, draining) = (sources.clone(), draining.clone());
         hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let response = route(&store, mode, &draining, req.uri().path());
+            let response = route(&sources, &draining, req.uri().path());
             async move { Ok::<_, std::convert::Infallible>(response) }
         })
     };
@@ -77,7 +89,7 @@ pub async fn serve_until(
     net::serve(listener, make, opts, stop).await;
 }
 
-fn route(store: &PolicyStore, mode: Mode, draining: &Shutdown, path: &str) -> Response<Body> {
+fn route(sources: &Sources, draining: &Shutdown, path: &str) -> Response<Body> {
     match path {
         "/metrics" => text(
             StatusCode::OK,
@@ -92,10 +104,23 @@ fn route(store: &PolicyStore, mode: Mode, draining: &Shutdown, path: &str) -> Re
             "draining\n".into(),
             "text/plain",
         ),
+        // With signing = "acs3", every call would be a 503 until a credential is held.
+        "/readyz"
+            if sources
+                .upstream_credentials
+                .as_ref()
+                .is_some_and(|c| c.current().is_err()) =>
+        {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no valid upstream credential yet\n".into(),
+                "text/plain",
+            )
+        }
         "/readyz" => text(StatusCode::OK, "ready\n".into(), "text/plain"),
         "/v1/status" => text(
             StatusCode::OK,
-            status(store, mode, draining).to_string(),
+            status(sources, draining).to_string(),
             "application/json",
         ),
         _ => text(
@@ -107,7 +132,8 @@ fn route(store: &PolicyStore, mode: Mode, draining: &Shutdown, path: &str) -> Re
 }
 
 /// The `/v1/status` document.
-fn status(store: &PolicyStore, mode: Mode, draining: &Shutdown) -> serde_json::Value {
+fn status(sources: &Sources, draining: &Shutdown) -> serde_json::Value {
+    let (store, mode) = (&sources.store, sources.mode);
     let snapshot = store.current();
     json!({
         "generation": snapshot.generation,
@@ -121,6 +147,8 @@ fn status(store: &PolicyStore, mode: Mode, draining: &Shutdown) -> serde_json::V
         "draining": draining.is_triggered(),
         "last_reload": store.reload_state().last_attempt(),
         "last_reload_error": store.reload_state().last_error(),
+        "upstream_credentials": sources.upstream_credentials.as_ref().map(|c| c.status()),
+        "cluster": sources.cluster.as_ref().map(|c| c.status()),
     })
 }
 

@@ -36,6 +36,22 @@ pub const LAST_RELOAD_SUCCESS: &str = "ramgate_policy_last_reload_success_timest
 pub const INFLIGHT: &str = "ramgate_inflight_requests";
 pub const TLS_HANDSHAKE_FAILURES: &str = "ramgate_tls_handshake_failures_total";
 pub const DECISION_LOG_DROPPED: &str = "ramgate_decision_log_dropped_total";
+pub const CREDENTIAL_REFRESHES: &str = "ramgate_upstream_credential_refreshes_total";
+pub const UPSTREAM_AUTH_FAILURES: &str = "ramgate_upstream_auth_failures_total";
+
+/// The `source` label values of [`CREDENTIAL_REFRESHES`] (the sources that refresh).
+pub const REFRESHING_SOURCES: &[&str] = &["oidc", "ecs_ram_role"];
+/// The `code` label values of [`UPSTREAM_AUTH_FAILURES`]: the rejection's `Code` without
+/// its suffix (`InvalidAccessKeyId.NotFound` counts as `InvalidAccessKeyId`).
+pub const AUTH_FAILURE_CODES: &[&str] = &[
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSecurityToken",
+];
+pub const CLUSTER_CONNECTED: &str = "ramgate_cluster_connected";
+pub const CLUSTER_INVALIDATIONS: &str = "ramgate_cluster_invalidations_total";
+pub const CLUSTER_ERRORS: &str = "ramgate_cluster_errors_total";
 
 /// Every metric ramgate exports, by the name it has on `/metrics` (histograms by their base
 /// name, without `_bucket`, `_sum`, `_count`).
@@ -53,10 +69,22 @@ pub const NAMES: &[&str] = &[
     INFLIGHT,
     TLS_HANDSHAKE_FAILURES,
     DECISION_LOG_DROPPED,
+    CREDENTIAL_REFRESHES,
+    UPSTREAM_AUTH_FAILURES,
+    CLUSTER_CONNECTED,
+    CLUSTER_INVALIDATIONS,
+    CLUSTER_ERRORS,
 ];
 
 /// The `decision` label values of [`REQUESTS`].
-pub const DECISIONS: &[&str] = &["allow", "deny", "silent_empty", "would_deny", "error"];
+pub const DECISIONS: &[&str] = &[
+    "allow",
+    "deny",
+    "silent_empty",
+    "would_deny",
+    "throttled",
+    "error",
+];
 
 /// Histogram buckets from 10 µs to 10 s (SPEC §7): fast decisions and slow backends are
 /// both resolved.
@@ -111,6 +139,26 @@ pub(crate) fn register() {
         DECISION_LOG_DROPPED,
         "Decision-log lines lost, by reason: queue_full (allows only: the sink lagged) or write_failed (the sink refused the line)"
     );
+    describe_counter!(
+        CREDENTIAL_REFRESHES,
+        "Refreshes of ramgate's own temporary Alibaba Cloud credential, by source and result"
+    );
+    describe_counter!(
+        UPSTREAM_AUTH_FAILURES,
+        "Upstream answers that rejected ramgate's own credential (signing = acs3), by code"
+    );
+    describe_gauge!(
+        CLUSTER_CONNECTED,
+        "1 while this replica's Redis subscription ([cluster]) is up, else 0"
+    );
+    describe_counter!(
+        CLUSTER_INVALIDATIONS,
+        "Cache invalidation messages between replicas, by direction (sent, received)"
+    );
+    describe_counter!(
+        CLUSTER_ERRORS,
+        "Redis operations ([cluster]) that failed or timed out"
+    );
 
     for h in [
         REQUEST_DURATION,
@@ -131,8 +179,20 @@ pub(crate) fn register() {
     for reason in [DroppedBecause::QueueFull, DroppedBecause::WriteFailed] {
         counter!(DECISION_LOG_DROPPED, "reason" => reason.as_str()).increment(0);
     }
+    for source in REFRESHING_SOURCES {
+        for result in ["success", "error"] {
+            counter!(CREDENTIAL_REFRESHES, "source" => *source, "result" => result).increment(0);
+        }
+    }
+    for code in AUTH_FAILURE_CODES {
+        counter!(UPSTREAM_AUTH_FAILURES, "code" => *code).increment(0);
+    }
+    counter!(CLUSTER_ERRORS).increment(0);
+    for direction in ["sent", "received"] {
+        counter!(CLUSTER_INVALIDATIONS, "direction" => direction).increment(0);
+    }
     // Adding zero creates a gauge without overwriting a value already set.
-    for g in [INFLIGHT, GENERATION, LAST_RELOAD_SUCCESS] {
+    for g in [INFLIGHT, GENERATION, LAST_RELOAD_SUCCESS, CLUSTER_CONNECTED] {
         gauge!(g).increment(0.0);
     }
     // The action label has one value per catalogue entry: only series that happen are
@@ -151,7 +211,7 @@ struct Bound {
     /// [`REQUESTS`] by action (catalogue order, then `other`) and decision ([`DECISIONS`]).
     /// Each is created on first use: registering a series exports it, and only the
     /// action/decision pairs that happen are to be exported.
-    requests: Box<[[OnceLock<Counter>; 5]]>,
+    requests: Box<[[OnceLock<Counter>; DECISIONS.len()]]>,
 }
 
 static BOUND: OnceLock<Bound> = OnceLock::new();
@@ -303,8 +363,34 @@ pub(crate) fn decision_log_dropped(because: DroppedBecause) {
     counter!(DECISION_LOG_DROPPED, "reason" => because.as_str()).increment(1);
 }
 
+/// A refresh of the upstream credential from `source` (one of [`REFRESHING_SOURCES`]).
+pub(crate) fn credential_refresh(source: &'static str, success: bool) {
+    let result = if success { "success" } else { "error" };
+    counter!(CREDENTIAL_REFRESHES, "source" => source, "result" => result).increment(1);
+}
+
+/// An upstream answer that rejected ramgate's credential (`code` from [`AUTH_FAILURE_CODES`]).
+pub(crate) fn upstream_auth_failure(code: &'static str) {
+    counter!(UPSTREAM_AUTH_FAILURES, "code" => code).increment(1);
+}
+
 pub(crate) fn tls_handshake_failed() {
     counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+}
+
+/// Whether this replica's Redis subscription is up.
+pub fn cluster_connected(up: bool) {
+    gauge!(CLUSTER_CONNECTED).set(if up { 1.0 } else { 0.0 });
+}
+
+/// One invalidation message `sent` or `received`.
+pub fn cluster_invalidation(direction: &'static str) {
+    counter!(CLUSTER_INVALIDATIONS, "direction" => direction).increment(1);
+}
+
+/// One failed Redis operation.
+pub fn cluster_error() {
+    counter!(CLUSTER_ERRORS).increment(1);
 }
 
 /// The metric names in a Prometheus text exposition (histogram series under their base

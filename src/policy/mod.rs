@@ -84,6 +84,25 @@ impl Statement {
         failed.map_or(StatementResult::Matches, StatementResult::ConditionFailed)
     }
 
+    /// What this statement can cover of `action_lower` on the resources whose names start
+    /// with `resource_prefix`, conditions aside.
+    pub fn covers_prefix(&self, action_lower: &str, resource_prefix: &str) -> pattern::PrefixMatch {
+        use pattern::PrefixMatch;
+        let action_listed = self.actions.iter().any(|p| p.matches(action_lower));
+        if action_listed == self.not_action {
+            return PrefixMatch::None;
+        }
+        self.resources
+            .iter()
+            .map(|p| p.on_prefix(resource_prefix))
+            .max_by_key(|m| match m {
+                PrefixMatch::None => 0,
+                PrefixMatch::Some => 1,
+                PrefixMatch::Every => 2,
+            })
+            .unwrap_or(PrefixMatch::None)
+    }
+
     /// True when some condition reads a tag: such a statement cannot allow a request that
     /// has no tags in play, which is why Describe needs ids or tags.
     pub fn reads_tags(&self) -> bool {

@@ -40,6 +40,67 @@ impl Pattern {
     }
 }
 
+/// What a pattern can match among the texts that start with a given prefix (the ARNs of
+/// every container group in one account and region, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixMatch {
+    /// No text that starts with the prefix.
+    None,
+    /// Some texts that start with the prefix.
+    Some,
+    /// Every text that starts with the prefix.
+    Every,
+}
+
+impl Pattern {
+    /// Whether the pattern matches none, some or every text starting with `prefix`: the
+    /// pattern positions reachable after reading the prefix decide it (none left: none; one
+    /// whose rest is all `*`: every; otherwise some, since any rest can be matched).
+    pub fn on_prefix(&self, prefix: &str) -> PrefixMatch {
+        let source = self.to_string();
+        let p: Vec<char> = source.chars().collect();
+        let closure = |states: &mut Vec<usize>| {
+            let mut i = 0;
+            while i < states.len() {
+                let s = states[i];
+                if p.get(s) == Some(&'*') && !states.contains(&(s + 1)) {
+                    states.push(s + 1);
+                }
+                i += 1;
+            }
+        };
+        let mut states = vec![0];
+        closure(&mut states);
+        for c in prefix.chars() {
+            let mut next = Vec::new();
+            for &s in &states {
+                let reached = match p.get(s) {
+                    Some('*') => Some(s),
+                    Some('?') => Some(s + 1),
+                    Some(&l) if l == c => Some(s + 1),
+                    _ => None,
+                };
+                if let Some(n) = reached.filter(|n| !next.contains(n)) {
+                    next.push(n);
+                }
+            }
+            closure(&mut next);
+            states = next;
+            if states.is_empty() {
+                return PrefixMatch::None;
+            }
+        }
+        if states
+            .iter()
+            .any(|&s| s < p.len() && p[s..].iter().all(|&c| c == '*'))
+        {
+            PrefixMatch::Every
+        } else {
+            PrefixMatch::Some
+        }
+    }
+}
+
 impl std::fmt::Display for Pattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -101,6 +162,31 @@ mod tests {
         );
         assert_eq!(Pattern::new("eci:x"), Pattern::Exact("eci:x".into()));
         assert!(matches!(Pattern::new("a*b"), Pattern::Glob(_)));
+    }
+
+    #[test]
+    fn on_prefix() {
+        let prefix = "acs:eci:cn-hangzhou:123:containergroup/";
+        let cases = [
+            ("*", PrefixMatch::Every),
+            ("acs:eci:*:*:containergroup/*", PrefixMatch::Every),
+            (
+                "acs:eci:cn-hangzhou:123:containergroup/eci-*",
+                PrefixMatch::Some,
+            ),
+            ("acs:eci:*:*:containergroup/?", PrefixMatch::Some),
+            ("acs:eci:*:*:containergroup/*x", PrefixMatch::Some),
+            // `*` may run past the prefix: such an ARN could exist, so "some".
+            ("acs:eci:*:*:imagecache/*", PrefixMatch::Some),
+            ("acs:ecs:*", PrefixMatch::None),
+            ("acs:eci:*:456:containergroup/*", PrefixMatch::Some),
+            ("acs:eci:cn-shanghai:*", PrefixMatch::None),
+            ("acs:eci:cn-hangzhou:456:*", PrefixMatch::None),
+            ("acs:eci:*", PrefixMatch::Every),
+        ];
+        for (p, want) in cases {
+            assert_eq!(Pattern::new(p).on_prefix(prefix), want, "{p}");
+        }
     }
 
     #[test]

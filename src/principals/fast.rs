@@ -27,6 +27,8 @@ pub fn read(source: &str) -> Option<PrincipalsFile> {
         resource_groups: Vec::new(),
         users: Vec::new(),
         roles: Vec::new(),
+        // `[[quotas]]` is not a header this reader takes: such files go to `toml`.
+        quotas: Vec::new(),
     };
     let mut table = Table::Root;
     // Bit `i`: the current table's field `i` (in the order of `Reader::field`) was given.

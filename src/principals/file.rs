@@ -14,6 +14,8 @@ pub struct PrincipalsFile {
     pub users: Vec<PrincipalEntry>,
     #[serde(default)]
     pub roles: Vec<PrincipalEntry>,
+    #[serde(default)]
+    pub quotas: Vec<QuotaEntry>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,6 +64,16 @@ pub struct AccessKeyEntry {
     pub secret: Option<String>,
     pub secret_env: Option<String>,
     pub secret_file: Option<String>,
+}
+
+/// `[[quotas]]` (SPEC §9): a per-minute limit per principal and action.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaEntry {
+    pub principals: Spanned<Vec<Spanned<String>>>,
+    pub actions: Spanned<Vec<Spanned<String>>>,
+    /// Signed, so that a negative number gets ramgate's own message and hint.
+    pub per_minute: Spanned<i64>,
 }
 
 /// A hint for the serde messages users most often meet.

@@ -5,7 +5,10 @@
 
 mod fast;
 mod file;
+mod quotas;
 mod secret;
+
+pub use quotas::{QuotaRule, QuotaSubject};
 
 pub use secret::Secret;
 
@@ -63,6 +66,8 @@ pub struct Directory {
     pub guardrails: Vec<PolicyId>,
     pub access_keys: HashMap<Arc<str>, AccessKey>,
     pub mtls_ids: HashMap<Arc<str>, PrincipalId>,
+    /// `[[quotas]]`, in file order.
+    pub quotas: Vec<QuotaRule>,
     users: HashMap<Arc<str>, PrincipalId>,
     roles: HashMap<Arc<str>, PrincipalId>,
     groups_by_id: HashMap<Arc<str>, GroupId>,
@@ -176,6 +181,7 @@ pub fn load(
             guardrails: Vec::new(),
             access_keys: HashMap::new(),
             mtls_ids: HashMap::new(),
+            quotas: Vec::new(),
             users: HashMap::new(),
             roles: HashMap::new(),
             groups_by_id: HashMap::new(),
@@ -193,6 +199,7 @@ pub fn load(
         }
     }
     b.dir.principals.shrink_to_fit();
+    b.quotas(&file);
     let mut warnings = Vec::new();
     b.check_service_role(&mut warnings);
     if b.problems.iter().any(Diagnostic::is_error) {

@@ -290,3 +290,73 @@ mod fast_differential {
         }
     }
 }
+
+#[test]
+fn quotas_resolve_and_the_smallest_matching_one_wins() {
+    let source = format!(
+        "{GOOD}\n[[quotas]]\nprincipals = [\"user/*\", \"root\"]\nactions = [\"*\"]\nper_minute = 100\n\
+         \n[[quotas]]\nprincipals = [\"user/test\"]\nactions = [\"DescribeContainerLog\", \"ExecContainerCommand\"]\nper_minute = 5\n\
+         \n[[quotas]]\nprincipals = [\"role/*\"]\nactions = [\"DescribeContainerLog\"]\nper_minute = 7\n"
+    );
+    // Files with quotas are the `toml` crate's to read.
+    assert!(fast::read(&source).is_none());
+    let (d, _) = load(Path::new("principals.toml"), &source, &names()).unwrap();
+    let test = d.user("test").unwrap();
+    let role = d.role("AliyunECIContainerGroupRole").unwrap();
+    assert_eq!(d.quota(test, "DescribeContainerLog"), Some(5));
+    assert_eq!(d.quota(test, "DescribeRegions"), Some(100));
+    assert_eq!(d.quota(ROOT, "DescribeContainerLog"), Some(100));
+    assert_eq!(d.quota(role, "DescribeContainerLog"), Some(7));
+    assert_eq!(d.quota(role, "DescribeRegions"), None);
+    assert_eq!(d.quota_name(test), "user/test");
+    assert_eq!(d.quota_name(role), "role/AliyunECIContainerGroupRole");
+    assert_eq!(d.quota_name(ROOT), "root");
+}
+
+#[test]
+fn quota_mistakes_are_located() {
+    let source = format!(
+        "{GOOD}\n[[quotas]]\nprincipals = [\"user/nobody\", \"group/x\"]\nactions = [\"DescribeContainerLogs\"]\nper_minute = 0\n"
+    );
+    let e = load(Path::new("principals.toml"), &source, &names()).unwrap_err();
+    let line = |needle: &str| {
+        source
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i as u32 + 1)
+            .unwrap()
+    };
+    let found: Vec<(u32, &str)> =
+        e.0.iter()
+            .map(|d| (d.position.line, d.message.as_str()))
+            .collect();
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert_eq!(found[0].0, line("user/nobody"));
+    assert!(
+        found[0].1.contains("\"user/nobody\" is not declared"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].1.contains("\"group/x\" does not name a principal"),
+        "{found:?}"
+    );
+    assert_eq!(found[2].0, line("DescribeContainerLogs"));
+    assert!(found[2].1.contains("not an ECI action"), "{found:?}");
+    assert_eq!(found[3].0, line("per_minute = 0"));
+    assert!(e.0.iter().all(|d| d.hint.is_some()));
+    // Columns point at the value.
+    let column = source
+        .lines()
+        .nth(line("user/nobody") as usize - 1)
+        .unwrap()
+        .find("\"user/nobody\"")
+        .unwrap() as u32
+        + 1;
+    assert_eq!(e.0[0].position.column, column);
+    // A misspelt field is the toml crate's error, located too.
+    let source =
+        format!("{GOOD}\n[[quotas]]\nprincipal = [\"root\"]\nactions = [\"*\"]\nper_minute = 1\n");
+    let e = load(Path::new("principals.toml"), &source, &names()).unwrap_err();
+    assert!(e.0[0].message.contains("principal"), "{:?}", e.0);
+    assert!(e.0[0].position.line > 1);
+}

@@ -1,7 +1,11 @@
 //! One request, start to finish, as a chain of typed stages (SPEC §1's data flow):
 //!
-//! parse (400/404/413) → identify (401) → [quota] → look up (503) → decide → enforce (403,
-//! a silent empty list, or dry-run's forward) → forward (502/504) → filter (502).
+//! parse (400/404/413; the body within `header_read_timeout_ms`, `RegionId` the configured
+//! region) → identify (401; a signed request's nonce claimed in the nonce store after its
+//! signature verifies, 503 when a shared store cannot be asked) → quota (400
+//! `Throttling.User`) → look up (503) → decide → enforce (403, a silent empty list, or
+//! dry-run's forward) → forward (502/504; writes publish their ids to the other replicas)
+//! → filter (502).
 //!
 //! Each stage returns its own error type; [`ApiError`] wraps them and `response.rs` alone
 //! turns them into statuses. Every failure returns before anything is forwarded. The
@@ -16,6 +20,7 @@ use crate::decision::{self, Authorizer, Caller, Denied, Plan, Visibility};
 use crate::identity::{self, IdentityError, Peer};
 use crate::metadata::{LookupError, MetadataClient};
 use crate::model::ContainerGroupMeta;
+use crate::net::body::{read_bounded, BodyError};
 use crate::ops::metrics;
 use crate::principals::PrincipalKind;
 use crate::request::{self, CanonicalRequest, ParsedRequest};
@@ -27,7 +32,6 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::request::Parts;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -57,9 +61,10 @@ async fn chain(
     let (parts, request) = parse(state, req).await?;
     record.parsed(request.canonical.action.name);
     let snapshot = Held::current(&state.policies);
-    let caller = identify(state, &snapshot, peer, &parts, &request)?;
+    request.canonical.check_region(&snapshot.account.region)?;
+    let caller = identify(state, &snapshot, peer, &parts, &request).await?;
     record.identified(&caller.arn, &request.canonical);
-    // quota (SPEC §9) goes here: after the caller is known, before any lookup.
+    quota(state, &snapshot, &caller, &request.canonical, record).await?;
     let metas = look_up(&state.metadata, &request.canonical.ids).await?;
     let plan = decide(&snapshot, &caller, &request.canonical, &metas);
     record.decided(&snapshot, &plan, state.config.mode);
@@ -122,24 +127,22 @@ async fn parse(state: &State, req: Request<Incoming>) -> Result<(Parts, ParsedRe
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::TooLarge { limit });
     }
-    let body = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::Request(request::RequestError::Malformed(format!(
-                "the body could not be read: {e}"
-            )))
-        }
-    })?;
-    let parsed = request::parse(&parts.method, &parts.uri, &parts.headers, &body.to_bytes())?;
+    // The body gets as long as the headers had (`header_read_timeout_ms`).
+    let deadline = std::time::Duration::from_millis(state.config.listen.header_read_timeout_ms);
+    let body = read_bounded(body, limit, deadline)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(limit) => ApiError::TooLarge { limit },
+            e => ApiError::Request(request::RequestError::Malformed(e.to_string())),
+        })?;
+    let parsed = request::parse(&parts.method, &parts.uri, &parts.headers, &body)?;
     Ok((parts, parsed))
 }
 
 /// Identify: exactly one principal, from a signature, the trusted header or the client
-/// certificate.
-fn identify(
+/// certificate. A signed request's nonce is claimed last, once its signature verified, in
+/// the nonce store (shared by the replicas with `[cluster]`).
+async fn identify(
     state: &State,
     snapshot: &Snapshot,
     peer: &Peer,
@@ -149,15 +152,18 @@ fn identify(
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let identity = identity::resolve(
+    let (identity, unclaimed) = identity::resolve_unclaimed(
         snapshot,
         &state.config.identity,
-        &state.nonces,
         peer,
         &parts.headers,
         request,
         now.as_secs() as i64,
     )?;
+    if let Some(verified) = unclaimed {
+        let seen = state.nonces.claim(&verified, now.as_secs() as i64).await?;
+        verified.settle(seen)?;
+    }
     Ok(Identified {
         caller: Caller {
             principal: identity.principal,
@@ -252,7 +258,8 @@ fn enforce(
 }
 
 /// Forward: exactly the canonical request, with only ramgate's own headers; the metadata
-/// cache is kept in step with writes, whatever the answer.
+/// cache is kept in step with writes, whatever the answer, and the ids written are
+/// published to the other replicas (`[cluster]`).
 async fn forward(
     state: &State,
     peer: &Peer,
@@ -266,7 +273,10 @@ async fn forward(
     let answer = state.upstream.call(&request.forward_query(), headers).await;
     metrics::upstream(started.elapsed());
     if request.action.writes {
-        after_write(&state.metadata, request, answer.as_ref().ok()).await;
+        let touched = after_write(&state.metadata, request, answer.as_ref().ok()).await;
+        if let Some(cluster) = &state.cluster {
+            cluster.publish(&touched);
+        }
     }
     Ok(answer?)
 }
@@ -304,6 +314,35 @@ async fn filter(
         &answer.body,
         &metas,
     )?)
+}
+
+/// Quota: the caller's `[[quotas]]` limit for the action, if any, counted (SPEC §9):
+/// after the caller is known, before any lookup. A refusal is logged like a decision.
+async fn quota(
+    state: &State,
+    snapshot: &Snapshot,
+    caller: &Identified,
+    request: &CanonicalRequest,
+    record: &mut RequestRecord<'_>,
+) -> Result<(), ApiError> {
+    let (principal, action) = (caller.caller.principal, request.action.name);
+    let Some(limit) = snapshot.directory.quota(principal, action) else {
+        return Ok(());
+    };
+    let name = snapshot.directory.quota_name(principal);
+    match state
+        .quotas
+        .admit(&name, action, limit, record.request_id())
+        .await
+    {
+        crate::quota::Verdict::Admit => Ok(()),
+        crate::quota::Verdict::Refuse { retry_after_ms } => {
+            record.throttled(|| {
+                format!("throttled: over the quota of {limit} {action} per minute for {name}")
+            });
+            Err(ApiError::Throttled { retry_after_ms })
+        }
+    }
 }
 
 /// The request's policy snapshot. A reload that swaps in a new snapshot while requests hold
@@ -351,6 +390,8 @@ fn list_field(action: &str) -> &'static str {
     match action {
         "ListTagResources" => "TagResources",
         "DescribeContainerGroups" => "ContainerGroups",
+        "DescribeContainerGroupStatus" | "DescribeContainerGroupEvents" => "Data",
+        "DescribeMultiContainerGroupMetric" => "MonitorDatas",
         _ => "Items",
     }
 }
@@ -426,12 +467,13 @@ fn forward_headers(
 
 /// Writes through the proxy keep the cache in step: a created group is remembered with the
 /// group and tags it was authorized with; anything else written is forgotten, whether or
-/// not the backend reports success (it may have applied part of it).
+/// not the backend reports success (it may have applied part of it). Returns the ids
+/// touched, for the other replicas (`[cluster]`).
 async fn after_write(
     metadata: &MetadataClient,
     canonical: &CanonicalRequest,
     answer: Option<&UpstreamResponse>,
-) {
+) -> Vec<String> {
     if canonical.action.kind == Kind::Create {
         let created = answer
             .filter(|a| a.status.is_success())
@@ -441,10 +483,13 @@ async fn after_write(
                     .and_then(|id| id.as_str())
                     .map(str::to_owned)
             });
-        if let (Some(id), Some(group)) = (created, &canonical.resource_group) {
+        let Some(id) = created else {
+            return Vec::new();
+        };
+        if let Some(group) = &canonical.resource_group {
             metadata
                 .remember(
-                    id,
+                    id.clone(),
                     ContainerGroupMeta {
                         resource_group: group.clone(),
                         tags: canonical.tags.clone(),
@@ -452,7 +497,8 @@ async fn after_write(
                 )
                 .await;
         }
-        return;
+        return vec![id];
     }
     metadata.invalidate(&canonical.ids).await;
+    canonical.ids.clone()
 }

@@ -1,16 +1,17 @@
 //! `ramgate serve`: the enforcing proxy. `State` holds what every request reads (the
-//! configuration, the policy store, the metadata client, the upstream pool, the replay
-//! cache and the decision log); `handler` runs one request through the chain of stages;
-//! [`run`] wires the listeners, reload, the admin listener and shutdown. `ops` serves the
-//! policy store and knows nothing of this module.
+//! configuration, the policy store, the metadata client, the upstream pool, the nonce
+//! store and quota counters, `[cluster]`'s link to Redis, and the decision log); `handler`
+//! runs one request through the chain of stages; [`run`] wires the listeners, reload, the
+//! admin listener and shutdown. `ops` serves the policy store and knows nothing of this
+//! module.
 
 mod handler;
 mod record;
 
 use handler::handle;
 
+use crate::cluster::{Cluster, NonceStore};
 use crate::config::{Config, Mode};
-use crate::identity::signature::NonceCache;
 use crate::identity::Peer;
 use crate::metadata::MetadataClient;
 use crate::net::tls::{TlsAcceptor, TlsMeta};
@@ -32,7 +33,11 @@ pub(crate) struct State {
     pub(crate) policies: Arc<PolicyStore>,
     pub(crate) metadata: MetadataClient,
     pub(crate) upstream: Upstream,
-    pub(crate) nonces: NonceCache,
+    pub(crate) nonces: NonceStore,
+    /// `[cluster]`: the link to the replicas' shared Redis.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    /// `[[quotas]]` counters.
+    pub(crate) quotas: crate::quota::Quotas,
     pub(crate) decision_log: DecisionLog,
 }
 
@@ -41,7 +46,7 @@ impl State {
     pub(crate) fn new(config: Config) -> Result<Arc<State>, String> {
         let policies =
             PolicyStore::open(&config.policy.dir, config.account()).map_err(|d| d.to_string())?;
-        let upstream = Upstream::new(&config.upstream.url, config.upstream.timeout_ms)?;
+        let upstream = Upstream::from_config(&config.upstream)?;
         let metadata = MetadataClient::new(
             upstream.clone(),
             Duration::from_millis(config.metadata.ttl_ms),
@@ -49,12 +54,25 @@ impl State {
             config.metadata.max_entries,
         );
         let decision_log = DecisionLog::open(&config.log)?;
-        let nonces = NonceCache::new(Duration::from_secs(config.identity.max_clock_skew_secs));
+        let cluster = match &config.cluster {
+            Some(settings) => Some(Cluster::new(
+                settings,
+                Duration::from_millis(config.metadata.ttl_ms.max(config.metadata.negative_ttl_ms)),
+            )?),
+            None => None,
+        };
+        let nonces = NonceStore::new(
+            Duration::from_secs(config.identity.max_clock_skew_secs),
+            cluster.clone(),
+        );
+        let quotas = crate::quota::Quotas::new(cluster.clone());
         Ok(Arc::new(State {
             policies: Arc::new(policies),
             metadata,
             upstream,
             nonces,
+            cluster,
+            quotas,
             decision_log,
             config,
         }))
@@ -154,6 +172,9 @@ pub async fn run_with(
     // Before the listeners announce themselves, so that a policy change or a SIGHUP right
     // after start-up is not missed (an unhandled SIGHUP would end the process).
     crate::ops::reload::spawn(state.policies.clone(), draining.clone());
+    if let Some(cluster) = &state.cluster {
+        cluster.spawn(state.metadata.clone(), draining.clone());
+    }
     let listener = net::bind("proxy", state.config.listen.addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -163,9 +184,14 @@ pub async fn run_with(
     let addr = |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| e.to_string());
     ready(addr(&listener)?, addr(&admin)?);
     let admin_stop = Shutdown::new();
+    let sources = crate::ops::admin::Sources {
+        store: state.policies.clone(),
+        mode: state.config.mode,
+        upstream_credentials: state.upstream.credentials().cloned(),
+        cluster: state.cluster.clone(),
+    };
     let admin_task = tokio::spawn(crate::ops::admin::serve_until(
-        state.policies.clone(),
-        state.config.mode,
+        sources,
         admin,
         draining.clone(),
         admin_stop.clone(),

@@ -23,6 +23,8 @@ pub(crate) enum Outcome {
     Deny,
     SilentEmpty,
     WouldDeny,
+    /// Over quota (`Throttling.User`).
+    Throttled,
     Error,
 }
 
@@ -33,6 +35,7 @@ impl Outcome {
             Outcome::Deny => "deny",
             Outcome::SilentEmpty => "silent_empty",
             Outcome::WouldDeny => "would_deny",
+            Outcome::Throttled => "throttled",
             Outcome::Error => "error",
         }
     }
@@ -126,6 +129,16 @@ impl<'s> RequestRecord<'s> {
             {
                 words.group = Some(group.clone());
             }
+        }
+    }
+
+    /// The caller is over its quota: refused before any decision, and logged like one
+    /// (`reason` is only built when something reads it).
+    pub(crate) fn throttled(&mut self, reason: impl FnOnce() -> String) {
+        self.decided = true;
+        self.outcome = Some(Outcome::Throttled);
+        if let Some(words) = &mut self.words {
+            words.reason = reason();
         }
     }
 

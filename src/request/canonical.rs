@@ -3,7 +3,7 @@
 
 use super::lists::{ListBuilder, TagsBuilder, MAX_RESOURCE_IDS, MAX_TAGS, MAX_TAG_KEYS};
 use super::{encoding::encode_pairs, values, RequestError};
-use crate::catalogue::{ActionSpec, Kind, Targets};
+use crate::catalogue::{ActionSpec, Kind, TagParams, Targets};
 use crate::model::Tags;
 use std::collections::BTreeMap;
 use std::iter::once;
@@ -47,6 +47,19 @@ impl CanonicalRequest {
                 .chain(once(("Action", self.action.name)))
                 .chain(after),
         )
+    }
+
+    /// Refuses a `RegionId` other than `region`, the region ramgate is configured for and
+    /// every ARN it authorizes on names: a request for another region would be authorized
+    /// on one region's resources and carried out in another's.
+    pub fn check_region(&self, region: &str) -> Result<(), RequestError> {
+        match self.param("RegionId") {
+            Some(given) if given != region => Err(RequestError::invalid(
+                "RegionId",
+                format!("ramgate serves the region {region:?} only, not {given:?}; send the request to the ramgate of that region"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The value of a forwarded parameter.
@@ -108,7 +121,8 @@ pub(super) fn build(
     action: &'static ActionSpec,
     mut params: BTreeMap<String, String>,
 ) -> Result<CanonicalRequest, RequestError> {
-    let (tags, resource_ids, tag_keys) = lists(&params)?;
+    let tag_params = action.tag_params();
+    let (tags, resource_ids, tag_keys) = lists(&params, tag_params)?;
     if let Some(limit) = params.get("Limit") {
         values::limit(limit)?;
     }
@@ -117,10 +131,20 @@ pub(super) fn build(
         .map(|v| values::all(v))
         .transpose()?
         .unwrap_or(false);
+    tag_parameters_taken(action, &params, &tags, &tag_keys)?;
     if untag_all && !tag_keys.is_empty() {
         return Err(RequestError::invalid(
             "All",
             "All=true removes every tag, TagKey.N only some: give one or the other",
+        ));
+    }
+    if tag_params == TagParams::Remove && !untag_all && tag_keys.is_empty() {
+        return Err(RequestError::missing(
+            "TagKey.1",
+            format!(
+                "{} removes the tag keys TagKey.1, TagKey.2, ... or, with All=true, every tag",
+                action.name
+            ),
         ));
     }
     if action.name == "ExecContainerCommand" {
@@ -149,9 +173,48 @@ pub(super) fn build(
     })
 }
 
+/// Refuses the tag parameters `action` does not take ([`TagParams`]): a parameter the
+/// backend would ignore, or read otherwise, must not reach the decision either.
+fn tag_parameters_taken(
+    action: &ActionSpec,
+    params: &BTreeMap<String, String>,
+    tags: &Tags,
+    tag_keys: &[String],
+) -> Result<(), RequestError> {
+    let name = action.name;
+    let taken = action.tag_params();
+    if !taken.takes_tags() && !tags.is_empty() {
+        let instead = if taken.takes_removals() {
+            "; name the tag keys to remove with TagKey.N, or every tag with All=true"
+        } else {
+            ""
+        };
+        return Err(RequestError::invalid(
+            "Tag.1.Key",
+            format!("{name} does not take Tag.N{instead}"),
+        ));
+    }
+    if !taken.takes_removals() {
+        let not_taken = |param: &str| {
+            RequestError::invalid(
+                param,
+                format!("{name} does not take {param}; only UntagResources removes tags (TagKey.N, or All=true)"),
+            )
+        };
+        if !tag_keys.is_empty() {
+            return Err(not_taken("TagKey.1"));
+        }
+        if params.contains_key("All") {
+            return Err(not_taken("All"));
+        }
+    }
+    Ok(())
+}
+
 /// Parses the flattened lists in one pass over the (sorted) parameters.
 fn lists(
     params: &BTreeMap<String, String>,
+    tag_params: TagParams,
 ) -> Result<(Tags, Vec<String>, Vec<String>), RequestError> {
     let mut tags = TagsBuilder::default();
     let mut resource_ids = ListBuilder::new("ResourceId", MAX_RESOURCE_IDS);
@@ -174,7 +237,8 @@ fn lists(
             _ => {}
         }
     }
-    Ok((tags.finish()?, resource_ids.finish()?, tag_keys.finish()?))
+    let tags = tags.finish(tag_params == TagParams::Filter)?;
+    Ok((tags, resource_ids.finish()?, tag_keys.finish()?))
 }
 
 /// Checks that the request names its container groups the way `action` takes them, and

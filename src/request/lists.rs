@@ -84,7 +84,9 @@ impl<'a> TagsBuilder<'a> {
         Ok(())
     }
 
-    pub(super) fn finish(mut self) -> Result<Tags, RequestError> {
+    /// `filter`: the action reads `Tag.N` as a filter, where a key without its value would
+    /// mean "any value" to ECI but the empty value to ramgate: refused.
+    pub(super) fn finish(mut self, filter: bool) -> Result<Tags, RequestError> {
         check_contiguous(&mut self.entries, "Tag")?;
         let mut tags = Tags::new();
         for (n, (key, value)) in self.entries {
@@ -94,6 +96,12 @@ impl<'a> TagsBuilder<'a> {
                     format!("Tag.{n}.Value is given without its key; give Tag.{n}.Key too"),
                 ));
             };
+            if filter && value.is_none() {
+                return Err(RequestError::invalid(
+                    format!("Tag.{n}.Key"),
+                    format!("this action reads Tag.N as a filter, and a key without its value would match any value, which is not what is authorized: give Tag.{n}.Value too"),
+                ));
+            }
             let value = value.unwrap_or_default();
             let chars = key.chars().count();
             if chars == 0 || chars > MAX_TAG_KEY_CHARS {

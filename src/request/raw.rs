@@ -1,7 +1,6 @@
 //! The parameters exactly as received, kept for the signature verifier: a signature covers
 //! what the client sent (credentials included), not ramgate's canonical form.
 
-use super::encoding::rfc3986_encode;
 use http::Method;
 
 /// Decoded query and form pairs in the order received, and the raw query string.
@@ -44,26 +43,6 @@ impl RawParams {
     /// agree on every name an SDK sends.) Form-body pairs are not part of it: V3 covers the
     /// body through its hash.
     pub fn v3_canonical_query(&self) -> String {
-        let mut pairs: Vec<(String, String)> = self
-            .query
-            .iter()
-            .map(|(n, v)| {
-                (
-                    rfc3986_encode(n).into_owned(),
-                    rfc3986_encode(v).into_owned(),
-                )
-            })
-            .collect();
-        pairs.sort_unstable();
-        let mut out = String::with_capacity(self.raw_query.len());
-        for (name, value) in &pairs {
-            if !out.is_empty() {
-                out.push('&');
-            }
-            out.push_str(name);
-            out.push('=');
-            out.push_str(value);
-        }
-        out
+        crate::acs3::canonical_query(self.query.iter().map(|(n, v)| (n.as_str(), v.as_str())))
     }
 }

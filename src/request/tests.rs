@@ -587,11 +587,17 @@ fn untag_resources() {
 
 #[test]
 fn list_tag_resources_filters_by_ids_or_tags() {
-    let c = ok("Action=ListTagResources&ResourceType=ContainerGroup&Tag.1.Key=env");
+    let c = ok("Action=ListTagResources&ResourceType=ContainerGroup&Tag.1.Key=env&Tag.1.Value=");
     assert!(c.ids.is_empty());
+    // A filter's key without its value would match any value at the backend (issue 11,
+    // finding 8): refused rather than authorized as the empty value.
+    invalid(
+        "Action=ListTagResources&ResourceType=ContainerGroup&Tag.1.Key=env",
+        "Tag.1.Key",
+    );
     assert_eq!(c.action.kind, crate::catalogue::Kind::ListFiltered);
     refused(
-        "Action=ListTagResources&Tag.1.Key=env",
+        "Action=ListTagResources&Tag.1.Key=env&Tag.1.Value=test",
         "MissingParameter",
         "ResourceType",
     );
@@ -802,4 +808,115 @@ mod properties {
             prop_assert_eq!(parsed, expected);
         }
     }
+}
+
+// ---- the per-action parameter model (issue 11) -------------------------------------------
+
+/// Asserts `query` is refused as a parameter `action` does not take, naming both.
+fn not_taken(query: &str, param: &str, action: &str) {
+    let e = get(query).expect_err(query);
+    assert_eq!(
+        (e.code(), e.param()),
+        ("InvalidParameter", Some(param)),
+        "{query}: {e}"
+    );
+    assert!(e.to_string().contains(action), "{e}");
+}
+
+#[test]
+fn tag_parameters_are_taken_only_by_the_actions_that_read_them() {
+    const TAG: &str = "ResourceType=ContainerGroup&ResourceId.1=eci-1";
+    not_taken(
+        &format!("Action=UntagResources&{TAG}&TagKey.1=env&Tag.1.Key=env&Tag.1.Value=test"),
+        "Tag.1.Key",
+        "UntagResources",
+    );
+    not_taken(
+        &format!("Action=TagResources&{TAG}&Tag.1.Key=env&Tag.1.Value=prod&All=true"),
+        "All",
+        "TagResources",
+    );
+    not_taken(
+        &format!("Action=TagResources&{TAG}&Tag.1.Key=env&Tag.1.Value=prod&TagKey.1=x"),
+        "TagKey.1",
+        "TagResources",
+    );
+    not_taken(
+        "Action=UpdateContainerGroup&ContainerGroupId=eci-1&Tag.1.Key=env&Tag.1.Value=p&All=true",
+        "All",
+        "UpdateContainerGroup",
+    );
+    not_taken(
+        "Action=DeleteContainerGroup&ContainerGroupId=eci-1&Tag.1.Key=env&Tag.1.Value=p",
+        "Tag.1.Key",
+        "DeleteContainerGroup",
+    );
+    not_taken(
+        "Action=DescribeContainerGroups&All=false",
+        "All",
+        "DescribeContainerGroups",
+    );
+    refused(
+        &format!("Action=UntagResources&{TAG}"),
+        "MissingParameter",
+        "TagKey.1",
+    );
+    refused(
+        &format!("Action=UntagResources&{TAG}&All=false"),
+        "MissingParameter",
+        "TagKey.1",
+    );
+    // What each action takes is accepted.
+    let untag = ok(&format!("Action=UntagResources&{TAG}&All=true"));
+    assert!(untag.untag_all);
+    let untag = ok(&format!("Action=UntagResources&{TAG}&TagKey.1=env"));
+    assert_eq!(untag.tag_keys, ["env"]);
+    let tag = ok(&format!("Action=TagResources&{TAG}&Tag.1.Key=env"));
+    assert_eq!(
+        tag.tags,
+        tags(&[("env", "")]),
+        "a key alone sets the empty value"
+    );
+    // Filters need their values; tags to set do not.
+    invalid("Action=DescribeContainerGroups&Tag.1.Key=env", "Tag.1.Key");
+    ok("Action=DescribeContainerGroups&Tag.1.Key=env&Tag.1.Value=");
+    ok("Action=CreateContainerGroup&Tag.1.Key=env");
+}
+
+#[test]
+fn resulting_tags_follow_what_each_action_does() {
+    use crate::decision::resulting_tags;
+    let current = tags(&[("name", "liumi"), ("env", "test")]);
+    const TAG: &str = "ResourceType=ContainerGroup&ResourceId.1=eci-1";
+    let untag = ok(&format!("Action=UntagResources&{TAG}&TagKey.1=env"));
+    assert_eq!(resulting_tags(&untag, &current), tags(&[("name", "liumi")]));
+    let all = ok(&format!("Action=UntagResources&{TAG}&All=true"));
+    assert_eq!(resulting_tags(&all, &current), Tags::new());
+    let tag = ok(&format!(
+        "Action=TagResources&{TAG}&Tag.1.Key=env&Tag.1.Value=prod"
+    ));
+    assert_eq!(
+        resulting_tags(&tag, &current),
+        tags(&[("name", "liumi"), ("env", "prod")])
+    );
+    let update = ok("Action=UpdateContainerGroup&ContainerGroupId=eci-1&Tag.1.Key=a&Tag.1.Value=b");
+    assert_eq!(
+        resulting_tags(&update, &current),
+        tags(&[("name", "liumi"), ("env", "test"), ("a", "b")])
+    );
+}
+
+#[test]
+fn region_other_than_the_configured_one_is_refused() {
+    let c = ok("Action=DescribeContainerGroups&RegionId=cn-hangzhou");
+    assert_eq!(c.check_region("cn-hangzhou"), Ok(()));
+    let e = c.check_region("cn-shanghai").unwrap_err();
+    assert_eq!(
+        (e.code(), e.param()),
+        ("InvalidParameter", Some("RegionId"))
+    );
+    assert_eq!(
+        ok("Action=DescribeRegions").check_region("cn-shanghai"),
+        Ok(())
+    );
 }

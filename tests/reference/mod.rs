@@ -12,7 +12,9 @@
 //! * [`World::create`] — `CreateContainerGroup`;
 //! * [`World::describe_visible`] — whether one container group appears in a
 //!   `DescribeContainerGroups` answer;
-//! * [`World::other`] — an action that involves no container group.
+//! * [`World::other`] — an action that involves no container group;
+//! * [`tag_change`] — the per-action parameter model of SPEC §1: whether an action takes
+//!   the tag parameters a request carries, and the tags a group has afterwards.
 //!
 //! It shares no code with the engine on purpose: policies stay raw `serde_json::Value`s and
 //! are walked on every question, wildcards are matched by a recursive function, CIDRs by
@@ -550,6 +552,95 @@ impl World {
             .get(name)
             .unwrap_or_else(|| panic!("reference: no policy named {name}"))
     }
+}
+
+/// Why [`tag_change`] refuses a request (400 `InvalidParameter`/`MissingParameter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+/// SPEC §1's per-action parameter model, written out from the spec's words rather than
+/// from ramgate's catalogue: which of `Tag.N.Key`/`Tag.N.Value`, `TagKey.N` and `All` the
+/// action takes, and the tags a container group carrying `current` has after it.
+///
+/// * `UntagResources` takes `TagKey.N` (or `All=true`), never `Tag.N`; it removes those
+///   keys, or every tag;
+/// * `TagResources` and `UpdateContainerGroup` take `Tag.N` and add or replace those keys;
+///   `CreateContainerGroup` takes `Tag.N` as the new group's tags;
+/// * `DescribeContainerGroups` and `ListTagResources` (and the other lists) read `Tag.N` as
+///   a filter: each key needs its value;
+/// * no other action on container groups takes any of them; `All` and `TagKey.N` are
+///   taken by `UntagResources` alone.
+///
+/// `params` are the request's parameters (names exact, each once). Ok(tags afterwards);
+/// the same as `current` for an action that changes no tags.
+pub fn tag_change(
+    action: &str,
+    params: &[(String, String)],
+    current: &RefTags,
+) -> Result<RefTags, Refused> {
+    let has = |prefix: &str| {
+        params
+            .iter()
+            .any(|(n, _)| n == prefix || n.starts_with(&format!("{prefix}.")))
+    };
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (sets, filters, removes) = match action {
+        "UntagResources" => (false, false, true),
+        "TagResources" | "UpdateContainerGroup" | "CreateContainerGroup" => (true, false, false),
+        "DescribeContainerGroups"
+        | "ListTagResources"
+        | "DescribeContainerGroupStatus"
+        | "DescribeContainerGroupEvents" => (false, true, false),
+        _ => (false, false, false),
+    };
+    if has("Tag") && !(sets || filters) {
+        return Err(Refused(format!("{action} does not take Tag.N")));
+    }
+    if (has("TagKey") || has("All")) && !removes {
+        return Err(Refused(format!("{action} does not take TagKey.N or All")));
+    }
+    // Tag.N as given, 1..n; a filter key needs its value.
+    let mut given = Vec::new();
+    for n in 1.. {
+        let key = get(&format!("Tag.{n}.Key"));
+        let value = get(&format!("Tag.{n}.Value"));
+        match (key, value) {
+            (None, None) => break,
+            (None, Some(_)) => return Err(Refused(format!("Tag.{n}.Value without its key"))),
+            (Some(_), None) if filters => {
+                return Err(Refused(format!("the filter Tag.{n}.Key without its value")))
+            }
+            (Some(k), v) => given.push((k.to_owned(), v.unwrap_or("").to_owned())),
+        }
+    }
+    let mut after = current.clone();
+    if sets && action != "CreateContainerGroup" {
+        for (k, v) in given {
+            after.insert(k, v);
+        }
+    }
+    if removes {
+        let all = match get("All") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(Refused(format!("All={other}"))),
+        };
+        let keys: Vec<&str> = (1..).map_while(|n| get(&format!("TagKey.{n}"))).collect();
+        match (all, keys.is_empty()) {
+            (true, false) => return Err(Refused("All=true with TagKey.N".into())),
+            (false, true) => return Err(Refused("no TagKey.N and no All=true".into())),
+            (true, true) => after.clear(),
+            (false, false) => keys.iter().for_each(|k| {
+                after.remove(*k);
+            }),
+        }
+    }
+    Ok(after)
 }
 
 /// Explicit Deny (including a Deny that errors) beats any Allow; no Allow means no.

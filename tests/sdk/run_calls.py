@@ -10,6 +10,9 @@ endpoint override:
 * `v3`: `alibabacloud_eci20180808.client.Client`, typed requests, ACS3-HMAC-SHA256 (the
   default signature); actions the typed client lacks go through its generic `call_api`;
 * `v3-rpc`: the same client with `signature_algorithm='v2'` (RPC v1, HMAC-SHA1);
+* `v3-retry`: the `v3` client with retry settings that retry what the SDK classifies as
+  throttling (`ThrottlingException`: an error with a positive `x-acs-retry-after`), three
+  attempts at most, each wait the server's `x-acs-retry-after` capped at 100 ms;
 * `core`: `aliyunsdkcore` `AcsClient` + `CommonRequest` (RPC v1, HMAC-SHA1), endpoint set
   with `CommonRequest(domain=host)` and `AcsClient(port=...)`.
 
@@ -57,7 +60,21 @@ def snake(action):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
 
-def v3_call(endpoint, algorithm, call):
+def throttling_retries():
+    """Retry settings: what the SDK classifies as throttling, three attempts in all."""
+    from darabonba.policy.retry import RetryOptions
+
+    return RetryOptions(
+        {
+            "retryable": True,
+            "retryCondition": [
+                {"maxAttempts": 3, "exception": ["ThrottlingException"], "maxDelay": 100}
+            ],
+        }
+    )
+
+
+def v3_call(endpoint, algorithm, call, retries=None):
     from alibabacloud_eci20180808 import models
     from alibabacloud_eci20180808.client import Client
     from alibabacloud_tea_openapi import models as openapi
@@ -71,6 +88,8 @@ def v3_call(endpoint, algorithm, call):
     )
     if algorithm:
         config.signature_algorithm = algorithm
+    if retries:
+        config.retry_options = retries
     client = Client(config)
     action = call["action"]
     try:
@@ -93,6 +112,7 @@ def v3_call(endpoint, algorithm, call):
             "message": str(getattr(error, "message", error)),
             "auth_action": (detail or data.get("AccessDeniedDetail") or {}).get("AuthAction"),
             "exception": type(error).__name__,
+            "retry_after": getattr(error, "retry_after", None),
         }
     return {"ok": True, "status": status, "body": body}
 
@@ -164,6 +184,8 @@ def main():
     for call in plan["calls"]:
         if mode == "v3":
             result = v3_call(endpoint, None, call)
+        elif mode == "v3-retry":
+            result = v3_call(endpoint, None, call, throttling_retries())
         elif mode == "v3-rpc":
             result = v3_call(endpoint, "v2", call)
         elif mode == "core":

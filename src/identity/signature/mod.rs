@@ -30,8 +30,8 @@ use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Verifies the request's signature (V3 or v1) and returns the key's principal. `now` is
-/// Unix seconds: tests pass the time a vector was recorded at.
+/// Verifies the request's signature (V3 or v1) and claims its nonce in `replay`; returns
+/// the key's principal. `now` is Unix seconds: tests pass the time a vector was recorded at.
 pub fn verify(
     snapshot: &Snapshot,
     settings: &config::Identity,
@@ -40,32 +40,128 @@ pub fn verify(
     request: &ParsedRequest,
     now: i64,
 ) -> Result<PrincipalId, IdentityError> {
-    let credentials = &request.credentials;
-    let claim = match (credentials.has_v3_signature(), credentials.has_v1_signature()) {
-        (true, true) => {
-            return Err(IdentityError::Refused(
-                "the request carries both an Authorization header (V3) and a Signature parameter (RPC v1): sign it one way"
-                    .into(),
-            ))
-        }
-        (true, false) => v3::claim(headers, request)?,
-        (false, true) => v1::claim(request)?,
-        (false, false) => {
-            return Err(incomplete(
-                "AccessKeyId is given but the request is not signed: add an ACS3-HMAC-SHA256 Authorization header or the RPC Signature parameters",
-            ))
-        }
-    };
+    let verified = verify_signature(snapshot, settings, headers, request, now)?;
+    let seen = verified.claim_in(replay, now);
+    verified.settle(seen)
+}
+
+/// A request whose signature verified, and whose nonce is still to be claimed (in this
+/// process, or in the replicas' shared store: `crate::cluster::NonceStore`).
+#[derive(Debug)]
+pub struct Verified {
+    pub principal: PrincipalId,
+    pub key_id: String,
+    pub nonce: String,
+    nonce_field: &'static str,
+    /// The request's signed time, Unix seconds.
+    pub timestamp: i64,
+    /// The clock-skew window in force.
+    pub skew: Duration,
+}
+
+impl Verified {
+    /// Claims the nonce in this process's `cache` (`now`: Unix seconds).
+    pub fn claim_in(&self, cache: &NonceCache, now: i64) -> Seen {
+        cache.check_and_remember(&self.key_id, &self.nonce, self.timestamp, self.skew, now)
+    }
+
+    /// The request's principal if its nonce was new, else the refusal.
+    pub fn settle(self, seen: Seen) -> Result<PrincipalId, IdentityError> {
+        nonce_verdict(seen, self.nonce_field, &self.nonce, self.skew)?;
+        Ok(self.principal)
+    }
+}
+
+/// Every check but the nonce: the signature's form, the key, the time, the signature.
+pub fn verify_signature(
+    snapshot: &Snapshot,
+    settings: &config::Identity,
+    headers: &HeaderMap,
+    request: &ParsedRequest,
+    now: i64,
+) -> Result<Verified, IdentityError> {
+    let claim = claim_of(headers, request)?;
     let key = access_key(snapshot, &claim.key_id)?;
-    let skew = Duration::from_secs(settings.max_clock_skew_secs);
+    let (timestamp, skew) = check_signed(
+        &claim,
+        key.secret.expose(),
+        settings.max_clock_skew_secs,
+        now,
+    )?;
+    Ok(Verified {
+        principal: key.principal,
+        key_id: claim.key_id,
+        nonce: claim.nonce,
+        nonce_field: claim.nonce_field,
+        timestamp,
+        skew,
+    })
+}
+
+/// Verifies a request signed by the one AccessKey a service knows (the in-memory backend
+/// playing Alibaba Cloud, [`crate::backend`]), with the same checks, order and codes as
+/// [`verify`]: any other key id is 404 `InvalidAccessKeyId.NotFound`.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_single_key(
+    key_id: &str,
+    secret: &str,
+    max_clock_skew_secs: u64,
+    replay: &NonceCache,
+    headers: &HeaderMap,
+    request: &ParsedRequest,
+    now: i64,
+) -> Result<(), IdentityError> {
+    let claim = claim_of(headers, request)?;
+    if claim.key_id != key_id {
+        return Err(key_not_found(&claim.key_id));
+    }
+    let (timestamp, skew) = check_signed(&claim, secret, max_clock_skew_secs, now)?;
+    let seen = replay.check_and_remember(&claim.key_id, &claim.nonce, timestamp, skew, now);
+    nonce_verdict(seen, claim.nonce_field, &claim.nonce, skew)
+}
+
+/// The request's V3 or v1 claim.
+fn claim_of(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, IdentityError> {
+    let credentials = &request.credentials;
+    match (credentials.has_v3_signature(), credentials.has_v1_signature()) {
+        (true, true) => Err(IdentityError::Refused(
+            "the request carries both an Authorization header (V3) and a Signature parameter (RPC v1): sign it one way"
+                .into(),
+        )),
+        (true, false) => v3::claim(headers, request),
+        (false, true) => v1::claim(request),
+        (false, false) => Err(incomplete(
+            "AccessKeyId is given but the request is not signed: add an ACS3-HMAC-SHA256 Authorization header or the RPC Signature parameters",
+        )),
+    }
+}
+
+/// The timestamp, then the signature under `secret`; returns the signed time (Unix
+/// seconds) and the skew window, for the nonce claim that comes last.
+fn check_signed(
+    claim: &Claim,
+    secret: &str,
+    max_clock_skew_secs: u64,
+    now: i64,
+) -> Result<(i64, Duration), IdentityError> {
+    let skew = Duration::from_secs(max_clock_skew_secs);
     let timestamp = check_time(claim.time_field, &claim.time, skew, now)?;
-    claim.check(key)?;
-    match replay.check_and_remember(&claim.key_id, &claim.nonce, timestamp, skew, now) {
-        Seen::New => Ok(key.principal),
+    claim.check(secret)?;
+    Ok((timestamp, skew))
+}
+
+/// A claimed nonce's answer: new is fine; replayed is 400 `SignatureNonceUsed`; a full
+/// nonce memory is 503.
+fn nonce_verdict(
+    seen: Seen,
+    nonce_field: &str,
+    nonce: &str,
+    skew: Duration,
+) -> Result<(), IdentityError> {
+    match seen {
+        Seen::New => Ok(()),
         Seen::Replayed => Err(IdentityError::NonceUsed(format!(
-                "Specified signature nonce was used already. {} {:?} was seen within the last {}s; send a fresh nonce with every request",
-                claim.nonce_field,
-                claim.nonce,
+                "Specified signature nonce was used already. {nonce_field} {nonce:?} was seen within the last {}s; send a fresh nonce with every request",
                 skew.as_secs()
         ))),
         Seen::Full => Err(IdentityError::NonceStoreFull),
@@ -98,15 +194,14 @@ pub(super) enum Proof {
 
 impl Claim {
     /// Recomputes the signature with the key's secret and compares in constant time.
-    fn check(&self, key: &AccessKey) -> Result<(), IdentityError> {
-        let secret = key.secret.expose();
+    fn check(&self, secret: &str) -> Result<(), IdentityError> {
         let (ok, string_to_sign, extra) = match &self.proof {
             Proof::V3 {
                 canonical_request,
                 signature,
             } => {
-                let string_to_sign = v3::string_to_sign(canonical_request);
-                let ok = v3::matches(secret, &string_to_sign, signature);
+                let string_to_sign = crate::acs3::string_to_sign(canonical_request);
+                let ok = crate::acs3::matches(secret, &string_to_sign, signature);
                 (
                     ok,
                     string_to_sign,
@@ -137,7 +232,12 @@ fn access_key<'a>(snapshot: &'a Snapshot, id: &str) -> Result<&'a AccessKey, Ide
         .directory
         .access_keys
         .get(id)
-        .ok_or_else(|| IdentityError::UnknownAccessKey(format!("Specified access key is not found: {id:?} is not an access key of any principal of this account")))
+        .ok_or_else(|| key_not_found(id))
+}
+
+/// 404 `InvalidAccessKeyId.NotFound`.
+fn key_not_found(id: &str) -> IdentityError {
+    IdentityError::UnknownAccessKey(format!("Specified access key is not found: {id:?} is not an access key of any principal of this account"))
 }
 
 /// Parses an ISO 8601 UTC time (`2024-01-02T03:04:05Z`) and checks it is within `skew` of

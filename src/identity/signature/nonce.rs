@@ -8,6 +8,10 @@
 //! within one window. Entries are 128-bit digests of `(access key id, nonce)`, not the
 //! strings, so a client cannot make ramgate hold long nonces in memory.
 //!
+//! The memory is shared by every AccessKey, so each key may hold at most an eighth of it
+//! ([`PER_KEY_SHARE`]): one key signing as fast as it can fills its own share and gets 503
+//! for its own requests, while every other key's requests are still checked and served.
+//!
 //! Time is the caller's `now` (Unix seconds), never the wall clock: the verifier takes
 //! `now` as a parameter so tests can replay recorded requests at their recorded time.
 
@@ -22,18 +26,24 @@ use std::time::Duration;
 /// request be replayed, so a full cache fails closed.
 pub const MAX_NONCES: usize = 1 << 20;
 
+/// One AccessKey may hold at most `capacity / PER_KEY_SHARE` of the remembered nonces.
+pub const PER_KEY_SHARE: usize = 8;
+
 /// Nonces seen within the skew window.
 #[derive(Debug)]
 pub struct NonceCache {
     window: Duration,
     capacity: usize,
+    per_key: usize,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Digest → expiry (Unix seconds).
-    seen: HashMap<u128, i64>,
+    /// Digest → (expiry in Unix seconds, the digest of its AccessKey id).
+    seen: HashMap<u128, (i64, u128)>,
+    /// AccessKey digest → how many of `seen` are its.
+    per_key: HashMap<u128, usize>,
     /// The same entries by expiry, soonest first, to drop the expired ones cheaply.
     by_expiry: BinaryHeap<Reverse<(i64, u128)>>,
 }
@@ -45,7 +55,8 @@ pub enum Seen {
     New,
     /// Used before, within the window.
     Replayed,
-    /// The cache is full of live nonces; the request cannot be checked.
+    /// The cache, or this AccessKey's share of it, is full of live nonces; the request
+    /// cannot be checked.
     Full,
 }
 
@@ -62,11 +73,14 @@ impl NonceCache {
         Self::with_capacity(window, MAX_NONCES)
     }
 
-    /// Like [`NonceCache::new`] with another bound (tests).
+    /// Like [`NonceCache::new`] with another bound (tests); each key's share is
+    /// `capacity / PER_KEY_SHARE` (at least one).
     pub fn with_capacity(window: Duration, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
             window,
-            capacity: capacity.max(1),
+            capacity,
+            per_key: (capacity / PER_KEY_SHARE).max(1),
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -90,6 +104,7 @@ impl NonceCache {
         let retention = i64::try_from(skew.max(self.window).as_secs()).unwrap_or(i64::MAX);
         let expires = timestamp.saturating_add(retention);
         let digest = digest(key_id, nonce);
+        let key = digest_key(key_id);
         // A poisoned lock means a panic while holding it; the map operations below cannot
         // leave it half-updated, so carrying on is safe (and refusing every signed request
         // for the rest of the process would not be).
@@ -101,10 +116,12 @@ impl NonceCache {
         if inner.seen.contains_key(&digest) {
             return Seen::Replayed;
         }
-        if inner.seen.len() >= self.capacity {
+        let held = inner.per_key.get(&key).copied().unwrap_or(0);
+        if inner.seen.len() >= self.capacity || held >= self.per_key {
             return Seen::Full;
         }
-        inner.seen.insert(digest, expires);
+        inner.seen.insert(digest, (expires, key));
+        inner.per_key.insert(key, held + 1);
         inner.by_expiry.push(Reverse((expires, digest)));
         Seen::New
     }
@@ -131,11 +148,29 @@ impl Inner {
                 break;
             }
             self.by_expiry.pop();
-            if self.seen.get(&digest) == Some(&expires) {
-                self.seen.remove(&digest);
+            let Some(&(at, key)) = self.seen.get(&digest) else {
+                continue;
+            };
+            if at != expires {
+                continue;
+            }
+            self.seen.remove(&digest);
+            if let Some(held) = self.per_key.get_mut(&key) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    self.per_key.remove(&key);
+                }
             }
         }
     }
+}
+
+/// 128 bits of SHA-256 over the key id alone, counting each key's share.
+fn digest_key(key_id: &str) -> u128 {
+    let out = Sha256::digest(key_id.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&out[..16]);
+    u128::from_be_bytes(first)
 }
 
 /// 128 bits of SHA-256 over the key id and the nonce, length-prefixed so that no two
@@ -203,18 +238,48 @@ mod tests {
             Seen::New
         );
         assert_eq!(
-            cache.check_and_remember("ak", "b", 1000, SKEW, 1000),
+            cache.check_and_remember("ak2", "b", 1000, SKEW, 1000),
             Seen::New
         );
         assert_eq!(
-            cache.check_and_remember("ak", "c", 1000, SKEW, 1000),
+            cache.check_and_remember("ak3", "c", 1000, SKEW, 1000),
             Seen::Full
         );
         // Space comes back as the window moves on.
         assert_eq!(
-            cache.check_and_remember("ak", "c", 2000, SKEW, 2000),
+            cache.check_and_remember("ak3", "c", 2000, SKEW, 2000),
             Seen::New
         );
+    }
+
+    /// Issue 11, finding 9: one AccessKey filling the nonce memory turned every signed
+    /// request into a 503. Now it fills its own share only.
+    #[test]
+    fn nonce_memory_is_bounded_per_access_key() {
+        let cache = NonceCache::with_capacity(SKEW, 16);
+        for n in 0..2 {
+            assert_eq!(
+                cache.check_and_remember("greedy", &n.to_string(), 1000, SKEW, 1000),
+                Seen::New
+            );
+        }
+        assert_eq!(
+            cache.check_and_remember("greedy", "2", 1000, SKEW, 1000),
+            Seen::Full
+        );
+        for key in ["a", "b", "c"] {
+            assert_eq!(
+                cache.check_and_remember(key, "0", 1000, SKEW, 1000),
+                Seen::New,
+                "{key}"
+            );
+        }
+        // The share comes back as the window moves on.
+        assert_eq!(
+            cache.check_and_remember("greedy", "2", 2000, SKEW, 2000),
+            Seen::New
+        );
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

@@ -13,13 +13,10 @@
 //! unsigned `x-acs-action` could change what a valid signature authorizes.
 
 use super::{incomplete, mismatch, Claim, Proof};
+use crate::acs3::{self, ALGORITHM};
 use crate::identity::IdentityError;
 use crate::request::ParsedRequest;
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
-
-pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";
 
 /// The parts of the `Authorization` header.
 struct Authorization<'a> {
@@ -120,20 +117,20 @@ pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Clai
             )));
         }
     }
-    let mut canonical_headers = String::new();
+    let mut canonical_headers: Vec<(&str, String)> = Vec::with_capacity(names.len());
     for name in &names {
         let mut values = Vec::new();
         for value in headers.get_all(name.as_str()) {
             let text = value.to_str().map_err(|_| {
                 incomplete(format!("the signed header {name} is not visible ASCII"))
             })?;
-            values.push(text.trim());
+            values.push(text);
         }
         // HTTP/2 carries the host in the `:authority` pseudo-header, which the SDK signed
         // as `host`.
         if values.is_empty() && name == "host" {
             if let Some(authority) = request.raw.authority.as_deref() {
-                values.push(authority.trim());
+                values.push(authority);
             }
         }
         if values.is_empty() {
@@ -141,18 +138,17 @@ pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Clai
                 "Specified signature is not matched with our calculation: SignedHeaders names {name}, which the request does not carry"
             )));
         }
-        values.sort_unstable();
-        canonical_headers.push_str(name);
-        canonical_headers.push(':');
-        canonical_headers.push_str(&values.join(","));
-        canonical_headers.push('\n');
+        canonical_headers.push((name, acs3::header_value(values)));
     }
-
-    let canonical_request = format!(
-        "{method}\n/\n{query}\n{canonical_headers}\n{signed}\n{body_hash}",
-        method = request.raw.method.as_str(),
-        query = request.raw.v3_canonical_query(),
-        signed = names.join(";"),
+    let canonical_headers: Vec<(&str, &str)> = canonical_headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    let (canonical_request, _) = acs3::canonical_request(
+        request.raw.method.as_str(),
+        &request.raw.v3_canonical_query(),
+        &canonical_headers,
+        body_hash,
     );
     let signature = hex::decode(auth.signature).map_err(|_| {
         mismatch("Specified signature is not matched with our calculation: the Authorization Signature is not hex")
@@ -186,23 +182,6 @@ fn signed_header_names(list: &str) -> Result<Vec<String>, IdentityError> {
         names.push(name);
     }
     Ok(names)
-}
-
-/// `ACS3-HMAC-SHA256\n<hex SHA-256 of the canonical request>`.
-pub(super) fn string_to_sign(canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{}",
-        hex::encode(Sha256::digest(canonical_request.as_bytes()))
-    )
-}
-
-/// Whether `signature` is HMAC-SHA256(secret, string_to_sign), compared in constant time.
-pub(super) fn matches(secret: &str, string_to_sign: &str, signature: &[u8]) -> bool {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(string_to_sign.as_bytes());
-    mac.verify_slice(signature).is_ok()
 }
 
 #[cfg(test)]
@@ -264,17 +243,5 @@ mod tests {
             code(signed_header_names("host;HOST")),
             "IncompleteSignature"
         );
-    }
-
-    #[test]
-    fn hmac_comparison_needs_the_exact_signature() {
-        let sts = string_to_sign("canonical");
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
-        mac.update(sts.as_bytes());
-        let good = mac.finalize().into_bytes().to_vec();
-        assert!(matches("secret", &sts, &good));
-        assert!(!matches("secret2", &sts, &good));
-        assert!(!matches("secret", &sts, &good[..31]));
-        assert!(!matches("secret", &sts, &[]));
     }
 }
