@@ -162,12 +162,10 @@ pub fn list(
         .map_err(|e| FilterError(e.to_string()))
 }
 
-/// Fix (tests/faults.rs, `HiddenItems`): only the lists the filters know were checked, and
-/// the rest of the answer was passed on as it came, so container groups placed anywhere
-/// else (a list nested in an object, another key of a Describe answer) reached the caller
-/// unchecked. Now an answer that names a container group (`ContainerGroupId` or
-/// `ResourceId`) outside its top-level lists, which are filtered item by item, cannot be
-/// filtered: it is refused (502), never passed through.
+/// Only top-level lists are filtered item by item, so an answer that names a container
+/// group (`ContainerGroupId` or `ResourceId`) anywhere else (a list nested in an object,
+/// another key of a Describe answer) cannot be filtered: it is refused (502), never passed
+/// through (tests/faults.rs, `HiddenItems`).
 fn refuse_hidden_groups(answer: &Value) -> Result<(), FilterError> {
     let Some(object) = answer.as_object() else {
         return Err(FilterError("not a JSON object".into()));

@@ -3,7 +3,11 @@
 //! the silent empty answer of a denied Describe.
 
 use crate::decision::Reason;
+use crate::filter::FilterError;
+use crate::identity::IdentityError;
+use crate::metadata::LookupError;
 use crate::request::RequestError;
+use crate::upstream::UpstreamError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
@@ -20,23 +24,16 @@ pub struct DeniedPrincipal {
     pub display_name: String,
 }
 
-/// Every way a request can be refused or fail.
+/// Every way a request can be refused or fail: each layer's own error, wrapped as it is.
+/// The status, `Code` and message of each are chosen here and nowhere else.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("The request body is larger than {limit} bytes.")]
     TooLarge { limit: usize },
-    /// 401: no identity, an unknown principal, an untrusted identity header, two identities.
-    #[error("{0}")]
-    Identity(String),
-    /// Signature problems, with Alibaba's own codes and statuses.
-    #[error("{message}")]
-    Signature {
-        status: u16,
-        code: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("You are not authorized to do this operation. Action: {action}")]
     Denied {
         action: &'static str,
@@ -47,47 +44,58 @@ pub enum ApiError {
     ServiceRoleNotAuthorized { hint: String },
     #[error("A container group's resource group cannot be changed; it stays in the group it was created in.")]
     ResourceGroupImmutable,
-    #[error("The backend could not be reached: {0}")]
-    BadGateway(String),
     #[error(
         "The container group metadata needed to authorize this request could not be looked up: {0}"
     )]
-    MetadataUnavailable(String),
-    #[error("The backend did not answer within {0} ms.")]
-    GatewayTimeout(u64),
-    /// `signing = "acs3"` without a valid credential of ramgate's own (SPEC §8).
-    #[error(
-        "ramgate has no valid credential to call Alibaba Cloud with, so nothing was sent: {0}"
-    )]
-    NoUpstreamCredential(String),
-    /// `[cluster] on_unavailable = "deny"` and Redis could not be asked about a nonce.
-    #[error("The shared nonce store (Redis) is unreachable ({0}), so the request's nonce cannot be checked against the other replicas; retry later.")]
-    NonceStoreUnavailable(String),
+    Lookup(#[from] LookupError),
+    #[error("{}", upstream_message(.0))]
+    Upstream(#[from] UpstreamError),
+    #[error("The backend's answer was refused: {0}")]
+    Filter(#[from] FilterError),
     /// Over the caller's `[[quotas]]` limit (SPEC §9).
     #[error("Request was denied due to user flow control.")]
     Throttled { retry_after_ms: u64 },
 }
 
-impl From<crate::metadata::LookupError> for ApiError {
-    fn from(e: crate::metadata::LookupError) -> Self {
-        use crate::metadata::LookupError;
-        match e {
-            LookupError::Unavailable(m) => ApiError::MetadataUnavailable(m),
-            LookupError::BadGateway(m) => ApiError::BadGateway(m),
-            LookupError::NoCredential(m) => ApiError::NoUpstreamCredential(m),
+fn upstream_message(e: &UpstreamError) -> String {
+    match e {
+        UpstreamError::Unreachable(m) => format!("The backend could not be reached: {m}"),
+        UpstreamError::Rejected(m) => format!("The backend's answer was refused: {m}"),
+        UpstreamError::Timeout(ms) => format!("The backend did not answer within {ms} ms."),
+        UpstreamError::Tls(_) | UpstreamError::CredentialsRejected { .. } => {
+            format!("The backend could not be reached: {e}")
         }
+        UpstreamError::NoCredential(m) => format!(
+            "ramgate has no valid credential to call Alibaba Cloud with, so nothing was sent: {m}"
+        ),
     }
 }
 
-impl From<crate::upstream::UpstreamError> for ApiError {
-    fn from(e: crate::upstream::UpstreamError) -> Self {
-        use crate::upstream::UpstreamError;
-        match e {
-            UpstreamError::Timeout(ms) => ApiError::GatewayTimeout(ms),
-            UpstreamError::NoCredential(m) => ApiError::NoUpstreamCredential(m),
-            e @ (UpstreamError::Unreachable(_)
-            | UpstreamError::Tls(_)
-            | UpstreamError::CredentialsRejected { .. }) => ApiError::BadGateway(e.to_string()),
+/// A failed metadata lookup fails the request closed (SPEC §1): 503, or 502 when the
+/// upstream's certificate or its answer to ramgate's own credential was the problem; a
+/// missing credential of ramgate's own is 503 as for a forwarded call.
+fn lookup_is_bad_gateway(e: &LookupError) -> bool {
+    matches!(
+        e,
+        LookupError::Upstream(UpstreamError::Tls(_) | UpstreamError::CredentialsRejected { .. })
+    )
+}
+
+impl RequestError {
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::PathNotFound(_) | Self::ActionNotFound(_) => 404,
+            Self::Missing { .. } | Self::Invalid { .. } | Self::Malformed(_) => 400,
+        }
+    }
+
+    /// The Alibaba error `Code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::PathNotFound(_) | Self::ActionNotFound(_) => "InvalidAction.NotFound",
+            Self::Missing { .. } => "MissingParameter",
+            Self::Invalid { .. } | Self::Malformed(_) => "InvalidParameter",
         }
     }
 }
@@ -97,14 +105,23 @@ impl ApiError {
         let code = match self {
             ApiError::Request(e) => e.status(),
             ApiError::TooLarge { .. } => 413,
-            ApiError::Identity(_) => 401,
-            ApiError::Signature { status, .. } => *status,
+            ApiError::Identity(e) => match e {
+                IdentityError::Refused(_) => 401,
+                IdentityError::UnknownAccessKey(_) => 404,
+                IdentityError::NonceStoreFull | IdentityError::NonceStoreUnavailable(_) => 503,
+                IdentityError::IncompleteSignature(_)
+                | IdentityError::SignatureDoesNotMatch(_)
+                | IdentityError::TimestampMalformed(_)
+                | IdentityError::TimestampExpired(_)
+                | IdentityError::NonceUsed(_) => 400,
+            },
             ApiError::Denied { .. } | ApiError::ServiceRoleNotAuthorized { .. } => 403,
             ApiError::ResourceGroupImmutable => 400,
-            ApiError::BadGateway(_) => 502,
-            ApiError::MetadataUnavailable(_) | ApiError::NoUpstreamCredential(_) => 503,
-            ApiError::GatewayTimeout(_) => 504,
-            ApiError::NonceStoreUnavailable(_) => 503,
+            ApiError::Lookup(e) if lookup_is_bad_gateway(e) => 502,
+            ApiError::Lookup(_) => 503,
+            ApiError::Upstream(UpstreamError::Timeout(_)) => 504,
+            ApiError::Upstream(UpstreamError::NoCredential(_)) => 503,
+            ApiError::Upstream(_) | ApiError::Filter(_) => 502,
             ApiError::Throttled { .. } => 400,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -114,17 +131,26 @@ impl ApiError {
         match self {
             ApiError::Request(e) => e.code(),
             ApiError::TooLarge { .. } => "RequestTooLarge",
-            ApiError::Identity(_) => "InvalidIdentity",
-            ApiError::Signature { code, .. } => code,
+            ApiError::Identity(e) => match e {
+                IdentityError::Refused(_) => "InvalidIdentity",
+                IdentityError::IncompleteSignature(_) => "IncompleteSignature",
+                IdentityError::SignatureDoesNotMatch(_) => "SignatureDoesNotMatch",
+                IdentityError::UnknownAccessKey(_) => "InvalidAccessKeyId.NotFound",
+                IdentityError::TimestampMalformed(_) => "InvalidTimeStamp.Format",
+                IdentityError::TimestampExpired(_) => "InvalidTimeStamp.Expired",
+                IdentityError::NonceUsed(_) => "SignatureNonceUsed",
+                IdentityError::NonceStoreFull | IdentityError::NonceStoreUnavailable(_) => {
+                    "ServiceUnavailable"
+                }
+            },
             ApiError::Denied { .. } => "Forbidden.RAM",
             ApiError::ServiceRoleNotAuthorized { .. } => "Forbidden.ServiceRoleNotAuthorized",
             ApiError::ResourceGroupImmutable => "OperationDenied.ResourceGroupImmutable",
-            ApiError::BadGateway(_) => "BadGateway",
-            ApiError::MetadataUnavailable(_) | ApiError::NoUpstreamCredential(_) => {
-                "ServiceUnavailable"
-            }
-            ApiError::GatewayTimeout(_) => "GatewayTimeout",
-            ApiError::NonceStoreUnavailable(_) => "ServiceUnavailable",
+            ApiError::Lookup(e) if lookup_is_bad_gateway(e) => "BadGateway",
+            ApiError::Lookup(_) => "ServiceUnavailable",
+            ApiError::Upstream(UpstreamError::Timeout(_)) => "GatewayTimeout",
+            ApiError::Upstream(UpstreamError::NoCredential(_)) => "ServiceUnavailable",
+            ApiError::Upstream(_) | ApiError::Filter(_) => "BadGateway",
             ApiError::Throttled { .. } => "Throttling.User",
         }
     }
@@ -164,12 +190,28 @@ impl ApiError {
 }
 
 /// The answer to a denied Describe (or list): 200 with nothing in it.
-pub fn silent_empty(request_id: &str, list_field: &str) -> Response<Body> {
+pub(crate) fn silent_empty(request_id: &str, list_field: &str) -> Response<Body> {
     let body = json!({"RequestId": request_id, "TotalCount": 0, list_field: []});
     json_response(StatusCode::OK, request_id, body.to_string().into())
 }
 
-pub fn json_response(status: StatusCode, request_id: &str, body: Bytes) -> Response<Body> {
+/// A backend answer passed on (filtered, for a list), with its own status and content type.
+pub(crate) fn forwarded(
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+    request_id: &str,
+) -> Response<Body> {
+    let mut response = json_response(status, request_id, body);
+    if let Some(ct) = content_type {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, ct);
+    }
+    response
+}
+
+pub(crate) fn json_response(status: StatusCode, request_id: &str, body: Bytes) -> Response<Body> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -6,8 +6,8 @@
 use crate::diagnostics::{Diagnostic, Diagnostics, Position};
 use crate::policy::{builtin, document, shared, Policy};
 use crate::principals::{self, Directory, PolicyId, PolicyNames};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,8 +30,9 @@ pub struct Snapshot {
     pub directory: Directory,
     /// The files it was built from, sorted.
     pub files: Vec<PathBuf>,
-    /// A hash of every file's name and content, to notice changes events missed.
-    pub content_hash: u64,
+    /// SHA-256 of every file's name and content (each length-prefixed, in path order):
+    /// published on `/v1/status`, so two replicas can compare what they enforce.
+    pub content_hash: [u8; 32],
     pub warnings: Vec<Diagnostic>,
     /// Set by whoever swaps it in; 0 until then.
     pub generation: u64,
@@ -53,6 +54,11 @@ impl Snapshot {
         self.policy_ids.get(name).copied()
     }
 
+    /// [`Self::content_hash`] in lower-case hex, as `/v1/status` shows it.
+    pub fn content_hash_hex(&self) -> String {
+        hex::encode(self.content_hash)
+    }
+
     /// Loads `dir`, collecting every problem of every file before failing.
     pub fn load(dir: &Path, account: Account) -> Result<Snapshot, Diagnostics> {
         Self::build(dir, account, read_sources(dir)?)
@@ -72,7 +78,7 @@ impl Snapshot {
     ) -> Result<Snapshot, Diagnostics> {
         sources.sort_by(|a, b| a.0.cmp(&b.0));
         let mut problems = Vec::new();
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut hasher = Sha256::new();
         let mut policy_files = Vec::with_capacity(sources.len());
         let mut principals_source = None;
         for (path, source) in &sources {
@@ -80,7 +86,10 @@ impl Snapshot {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            (name, source).hash(&mut hasher);
+            for part in [name.as_bytes(), source.as_bytes()] {
+                hasher.update((part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
             if name == PRINCIPALS_FILE {
                 principals_source = Some((path, source));
                 continue;
@@ -151,7 +160,7 @@ impl Snapshot {
             policy_ids,
             directory,
             files: sources.into_iter().map(|(p, _)| p).collect(),
-            content_hash: hasher.finish(),
+            content_hash: hasher.finalize().into(),
             warnings,
             generation: 0,
             loaded_at: SystemTime::now(),

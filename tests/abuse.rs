@@ -137,20 +137,6 @@ async fn assert_nothing_reached(backend: SocketAddr, what: &str) {
     );
 }
 
-/// Creates a container group directly on the backend; returns its id.
-async fn create(backend: SocketAddr, group: &str) -> String {
-    let params = [
-        ("RegionId", "cn-hangzhou"),
-        ("ContainerGroupName", "victim"),
-        ("ResourceGroupId", group),
-        ("Container.1.Name", "app"),
-        ("Container.1.Image", "nginx"),
-    ];
-    let (status, _, body) = v3(backend, "CreateContainerGroup", &params, &[]).await;
-    assert!(status.is_success(), "{body}");
-    body["ContainerGroupId"].as_str().expect("an id").to_owned()
-}
-
 async fn group_exists(backend: SocketAddr, id: &str) -> bool {
     let (_, state) = get_json(backend, "/_backend/state").await;
     state["groups"]
@@ -167,7 +153,7 @@ fn head(method: &str, target: &str, version: &str, extra: &str) -> String {
 async fn smuggling_attempts_are_refused_and_nothing_reaches_the_backend() {
     let s = setup("");
     let (backend, proxy) = (s.backend, &s);
-    let victim = create(backend, "rg-test-b").await;
+    let victim = support::seed_group(backend, "victim", "rg-test-b", &[]).await;
     clear_recorded(backend).await;
     let root = as_user("root");
     // What a front proxy would not see: a second request, claiming the account's identity,

@@ -12,13 +12,13 @@
 mod ops_support;
 mod support;
 
-use ops_support::{call, eventually, metrics, policy_copy, seed, status, value};
+use ops_support::{call, eventually, metrics, policy_copy, status, value};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::{
-    redis_available, request_json, signed_v1_query, start_backend, start_proxy, Proxy, Ramgate,
-    RedisServer,
+    redis_available, request_json, seed_group, signed_v1_query, start_backend, start_proxy, Proxy,
+    Ramgate, RedisServer,
 };
 
 const LIUMI_KEY: (&str, &str) = ("LTAIliumiExampleKey", "inline-only-for-demos");
@@ -80,7 +80,7 @@ async fn wait_connected(replica: &Proxy, connected: bool) -> Value {
 
 /// liumi's own test group, and the parameters of a call on it.
 async fn liumi_group(backend: SocketAddr) -> String {
-    seed(
+    seed_group(
         backend,
         "liumi-app",
         "rg-default",
@@ -295,7 +295,7 @@ async fn outage(on_unavailable: &str) -> Option<Cluster> {
     // Redis back: signed requests are served again within a few seconds, and each replica
     // dropped its cache once.
     c.redis.restart();
-    let other = seed(
+    let other = seed_group(
         c.backend,
         "liumi-other",
         "rg-default",

@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::{
-    as_user, clear_recorded, create_group, get_json, recorded, request_json, start_backend,
+    as_user, clear_recorded, get_json, recorded, request_json, seed_group, start_backend,
     start_proxy_with, v3, Proxy, ProxySettings, Ramgate,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,7 +118,7 @@ fn without_request_id(mut v: Value) -> Value {
 #[tokio::test]
 async fn finding_1_untag_resources_with_tag_n_skips_the_resulting_tags_check() {
     let w = world("");
-    let g = create_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
+    let g = seed_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
     let target = [
         ("ResourceType", "ContainerGroup"),
         ("ResourceId.1", g.as_str()),
@@ -151,7 +151,7 @@ async fn finding_1_untag_resources_with_tag_n_skips_the_resulting_tags_check() {
 #[tokio::test]
 async fn finding_2_all_true_skips_the_resulting_tags_check() {
     let w = world("");
-    let g = create_group(w.backend, "g", "rg-default", &[("env", "test")]).await;
+    let g = seed_group(w.backend, "g", "rg-default", &[("env", "test")]).await;
     let set_prod = [
         ("ResourceType", "ContainerGroup"),
         ("ResourceId.1", g.as_str()),
@@ -213,7 +213,7 @@ async fn set_env(w: &World, id: &str, value: &str) -> (u16, Value) {
 /// Finding 3 (and Done-when 3): many rounds of a tag write on G racing a lookup that names
 /// G among 50 ids; once the write has answered, the next decision on G must see its result.
 async fn rounds_of_writes_racing_lookups(w: &World, rounds: usize) {
-    let g = create_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
+    let g = seed_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
     let mut ids: Vec<String> = (0..49).map(|i| format!("eci-absent-{i:02}")).collect();
     // In the first batch of 20, but not first: its data is fetched before the write
     // while the lookup reaches it only after all three batches are in.
@@ -291,8 +291,8 @@ async fn finding_3_a_tag_change_through_the_proxy_can_stay_invisible_for_the_ttl
 async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
     let w = world("");
     // test2 may use rg-default only; liumi groups tagged name=liumi, env=test only.
-    let elsewhere = create_group(w.backend, "g", "rg-test-a", LIUMI_TEST).await;
-    let untagged = create_group(w.backend, "g", "rg-default", &[("env", "prod")]).await;
+    let elsewhere = seed_group(w.backend, "g", "rg-test-a", LIUMI_TEST).await;
+    let untagged = seed_group(w.backend, "g", "rg-default", &[("env", "prod")]).await;
     for (user, existing) in [
         ("test2", &elsewhere),
         ("liumi", &untagged),
@@ -320,7 +320,7 @@ async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
         );
     }
     // A group the caller may see keeps the detail of why it was denied.
-    let visible = create_group(w.backend, "g", "rg-default", &[("env", "test")]).await;
+    let visible = seed_group(w.backend, "g", "rg-default", &[("env", "test")]).await;
     let update = [
         ("ContainerGroupId", visible.as_str()),
         ("Tag.1.Key", "env"),
@@ -337,8 +337,8 @@ async fn finding_4_a_denial_tells_whether_a_container_group_exists() {
 #[tokio::test]
 async fn finding_5_list_actions_without_ids_are_forwarded_for_any_principal() {
     let w = world("");
-    let visible = create_group(w.backend, "g", "rg-default", &[("a", "1")]).await;
-    let hidden = create_group(
+    let visible = seed_group(w.backend, "g", "rg-default", &[("a", "1")]).await;
+    let hidden = seed_group(
         w.backend,
         "g",
         "rg-default",
@@ -381,12 +381,12 @@ async fn finding_5_list_actions_without_ids_are_forwarded_for_any_principal() {
 #[tokio::test]
 async fn finding_6_describe_paging_confirms_hidden_groups() {
     let w = world("");
-    create_group(w.backend, "g", "rg-default", &[("team", "x")]).await;
+    seed_group(w.backend, "g", "rg-default", &[("team", "x")]).await;
     let query = [("Tag.1.Key", "team"), ("Tag.1.Value", "x"), ("Limit", "1")];
     let (status, without) = call(&w, "noprod", "DescribeContainerGroups", &query).await;
     assert_eq!(status, 200, "{without}");
     // A group the caller cannot see, matching the guessed tag.
-    let hidden = create_group(
+    let hidden = seed_group(
         w.backend,
         "g",
         "rg-default",
@@ -447,7 +447,7 @@ async fn finding_7_a_stalled_body_holds_a_connection_slot_forever() {
 #[tokio::test]
 async fn finding_8_tag_key_without_value_is_authorized_as_empty_but_forwarded_as_any() {
     let w = world("");
-    create_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
+    seed_group(w.backend, "g", "rg-default", LIUMI_TEST).await;
     clear_recorded(w.backend).await;
     for (action, extra) in [
         (
@@ -472,7 +472,7 @@ async fn finding_8_tag_key_without_value_is_authorized_as_empty_but_forwarded_as
     }
     assert!(forwarded(w.backend).await.is_empty());
     // Where Tag.N are tags to set, a key alone is the empty value for ramgate and backend.
-    let g = create_group(w.backend, "g", "rg-default", &[("a", "1")]).await;
+    let g = seed_group(w.backend, "g", "rg-default", &[("a", "1")]).await;
     let (status, body) = call(
         &w,
         "root",
@@ -574,7 +574,7 @@ async fn tag_changes_through_the_proxy_only_ever_leave_allowed_tags() {
         &[("env", "prod")],
         &[],
     ] {
-        groups.push(create_group(w.backend, "g", "rg-default", tags).await);
+        groups.push(seed_group(w.backend, "g", "rg-default", tags).await);
     }
     let (mut changed, mut refused, mut denied) = (0, 0, 0);
     for round in 0..150 {

@@ -149,27 +149,8 @@ struct Setup {
 }
 
 async fn seed(backend: SocketAddr, name: &str, env: &str) -> String {
-    let (status, _, body) = support::v3(
-        backend,
-        "CreateContainerGroup",
-        &[
-            ("RegionId", "cn-hangzhou"),
-            ("ContainerGroupName", name),
-            ("Tag.1.Key", "name"),
-            ("Tag.1.Value", "liumi"),
-            ("Tag.2.Key", "env"),
-            ("Tag.2.Value", env),
-            ("Container.1.Name", "app"),
-            ("Container.1.Image", "nginx"),
-        ],
-        &[],
-    )
-    .await;
-    assert!(status.is_success(), "seeding {name}: {status} {body}");
-    body["ContainerGroupId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("seeding {name}: {body}"))
-        .to_owned()
+    let tags = [("name", "liumi"), ("env", env)];
+    support::seed_group(backend, name, "rg-default", &tags).await
 }
 
 fn write_config(dir: &Path, backend: SocketAddr, policies: &Path, tls: &str) -> String {

@@ -5,10 +5,10 @@ mod ops_support;
 mod support;
 
 use hyper::StatusCode;
-use ops_support::{call, eventually, faults, metrics, sample, seed, value};
+use ops_support::{call, eventually, faults, metrics, sample, value};
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
-use support::{request, start_backend, start_proxy};
+use support::{request, seed_group, start_backend, start_proxy};
 
 fn requests(text: &str, action: &str, decision: &str) -> f64 {
     sample(
@@ -34,21 +34,21 @@ async fn metrics_count_a_known_mix_of_calls() {
     let policies = ops_support::policy_copy();
     let proxy = start_proxy(backend, policies.path(), "", "");
     let (addr, admin) = (proxy.addr, proxy.admin);
-    let tagged = seed(
+    let tagged = seed_group(
         backend,
         "liumi-test",
         "rg-default",
         &[("name", "liumi"), ("env", "test")],
     )
     .await;
-    let prod = seed(
+    let prod = seed_group(
         backend,
         "liumi-prod",
         "rg-default",
         &[("name", "liumi"), ("env", "prod")],
     )
     .await;
-    let unlucky = seed(
+    let unlucky = seed_group(
         backend,
         "liumi-unlucky",
         "rg-default",
@@ -291,7 +291,7 @@ async fn dry_run_counts_would_deny() {
     let (_backend_process, backend) = start_backend();
     let policies = ops_support::policy_copy();
     let proxy = start_proxy(backend, policies.path(), "mode = \"dry-run\"", "");
-    let prod = seed(
+    let prod = seed_group(
         backend,
         "liumi-prod",
         "rg-default",
@@ -332,7 +332,7 @@ async fn admin_endpoints_answer() {
     assert_eq!(st["mode"], "enforce", "{st}");
     assert_eq!(st["draining"], false, "{st}");
     assert_eq!(st["last_reload_error"], serde_json::Value::Null, "{st}");
-    assert_eq!(st["content_hash"].as_str().map(str::len), Some(16), "{st}");
+    assert_eq!(st["content_hash"].as_str().map(str::len), Some(64), "{st}");
     assert!(st["loaded_at"]
         .as_str()
         .is_some_and(|t| t.ends_with('Z') && t.contains('T')));

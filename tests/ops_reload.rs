@@ -8,7 +8,7 @@ mod reference;
 mod support;
 
 use hyper::StatusCode;
-use ops_support::{call, eventually, metrics, sample, seed, status, write_atomically};
+use ops_support::{call, eventually, metrics, sample, status, write_atomically};
 use reference::{DescribeRequest, Env, RefTags, Target, Who, World};
 use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -68,7 +68,7 @@ struct Group {
 }
 
 async fn seed_group(backend: SocketAddr, name: &str, rg: &str, tags: &[(&str, &str)]) -> Group {
-    let id = seed(backend, name, rg, tags).await;
+    let id = support::seed_group(backend, name, rg, tags).await;
     Group {
         target: Target {
             id: id.clone(),

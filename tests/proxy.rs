@@ -10,11 +10,16 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use support::{
-    as_user, clear_recorded, create_group, get_json, post_query, recorded, request_json,
-    start_backend, start_proxy, v3, Proxy,
+    as_user, clear_recorded, get_json, post_query, recorded, request_json, start_backend,
+    start_proxy, v3, Proxy,
 };
 
 const DESCRIBE: &str = "DescribeContainerGroups";
+
+/// A group seeded with a container name that needs encoding, to check what is forwarded.
+async fn create(backend: SocketAddr, name: &str, group: &str, tags: &[(&str, &str)]) -> String {
+    support::seed_group_with(backend, name, group, tags, "a b*~").await
+}
 
 async fn state(backend: SocketAddr) -> Value {
     get_json(backend, "/_backend/state").await.1
@@ -114,7 +119,7 @@ async fn missing_unknown_and_foreign_identities_are_refused() {
 #[tokio::test]
 async fn ambiguous_and_unknown_requests_never_reach_the_backend() {
     let (_b, backend, proxy, _p) = setup("");
-    let id = create_group(backend, "g", "rg-default", &[]).await;
+    let id = create(backend, "g", "rg-default", &[]).await;
     clear_recorded(backend).await;
     let root = as_user("root");
     let auth = ("x-ramgate-principal", root.as_str());
@@ -262,7 +267,7 @@ async fn ambiguous_and_unknown_requests_never_reach_the_backend() {
 #[tokio::test]
 async fn the_backend_receives_exactly_the_canonical_parameters_and_no_credentials() {
     let (_b, backend, proxy, _p) = setup("");
-    let id = create_group(
+    let id = create(
         backend,
         "g",
         "rg-default",
@@ -319,7 +324,7 @@ async fn the_backend_receives_exactly_the_canonical_parameters_and_no_credential
 #[tokio::test]
 async fn the_metadata_cache_saves_lookups_and_follows_writes() {
     let (_b, backend, proxy, _p) = setup("");
-    let id = create_group(
+    let id = create(
         backend,
         "g",
         "rg-default",
@@ -349,7 +354,7 @@ async fn the_metadata_cache_saves_lookups_and_follows_writes() {
     );
 
     // Concurrent misses of one id make one lookup (the backend answers slowly meanwhile).
-    let fresh = create_group(
+    let fresh = create(
         backend,
         "h",
         "rg-default",
@@ -413,7 +418,7 @@ async fn the_metadata_cache_saves_lookups_and_follows_writes() {
 #[tokio::test]
 async fn a_failing_lookup_is_a_503_never_an_allow() {
     let (_b, backend, proxy, _p) = setup("");
-    let id = create_group(
+    let id = create(
         backend,
         "g",
         "rg-default",
@@ -483,16 +488,16 @@ async fn an_unreachable_backend_is_a_502() {
 #[tokio::test]
 async fn describe_is_filtered_item_by_item_when_the_backend_ignores_filters() {
     let (_b, backend, proxy, _p) = setup("");
-    let a = create_group(backend, "a", "rg-test-a", &[]).await;
-    let _b1 = create_group(backend, "b", "rg-test-b", &[]).await;
-    let ok = create_group(
+    let a = create(backend, "a", "rg-test-a", &[]).await;
+    let _b1 = create(backend, "b", "rg-test-b", &[]).await;
+    let ok = create(
         backend,
         "ok",
         "rg-default",
         &[("name", "liumi"), ("env", "test")],
     )
     .await;
-    let _prod = create_group(
+    let _prod = create(
         backend,
         "prod",
         "rg-default",
@@ -563,7 +568,7 @@ async fn describe_is_filtered_item_by_item_when_the_backend_ignores_filters() {
 #[tokio::test]
 async fn dry_run_forwards_what_it_would_deny() {
     let (_b, backend) = start_backend();
-    let id = create_group(backend, "g", "rg-test-b", &[]).await;
+    let id = create(backend, "g", "rg-test-b", &[]).await;
     let policies = corpus::policy_dir("demo");
     let proxy = start_proxy(backend, policies.path(), "mode = \"dry-run\"", "");
     let (status, _, body) = v3(
@@ -605,7 +610,7 @@ async fn dry_run_forwards_what_it_would_deny() {
 async fn h2_clients_are_served_and_forwarded_as_http1() {
     use http_body_util::{BodyExt, Full};
     let (_b, backend, proxy, _p) = setup("");
-    create_group(backend, "g", "rg-test-a", &[]).await;
+    create(backend, "g", "rg-test-a", &[]).await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<Full<bytes::Bytes>>();

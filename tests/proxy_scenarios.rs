@@ -46,27 +46,13 @@ async fn seed_world(backend: SocketAddr) -> HashMap<String, String> {
     assert!(status.is_success());
     let mut ids = HashMap::new();
     for g in corpus::world().groups {
-        let mut p = vec![
-            ("RegionId".to_owned(), "cn-hangzhou".to_owned()),
-            ("ContainerGroupName".to_owned(), g.name.clone()),
-            ("ResourceGroupId".to_owned(), g.resource_group.clone()),
-            ("Container.1.Name".to_owned(), "app".to_owned()),
-            ("Container.1.Image".to_owned(), "nginx".to_owned()),
-        ];
-        for (i, (k, v)) in g.tags.iter().enumerate() {
-            p.push((format!("Tag.{}.Key", i + 1), k.clone()));
-            p.push((format!("Tag.{}.Value", i + 1), v.clone()));
-        }
-        let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
-        assert!(status.is_success(), "{body}");
-        ids.insert(
-            g.name,
-            body["ContainerGroupId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
+        let tags: Vec<(&str, &str)> = g
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let id = support::seed_group(backend, &g.name, &g.resource_group, &tags).await;
+        ids.insert(g.name, id);
     }
     ids
 }

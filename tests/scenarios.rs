@@ -7,7 +7,7 @@
 mod corpus;
 
 use corpus::{Expect, WorldGroup};
-use ramgate::decision::{plan, Authorizer, Caller, Plan};
+use ramgate::decision::{plan, Allowed, Authorizer, Caller, Denied, Plan, Rewrite};
 use ramgate::model::{ContainerGroupMeta, Tags};
 use ramgate::request::{self, CanonicalRequest};
 use ramgate::snapshot::{Account, Snapshot};
@@ -80,29 +80,39 @@ fn every_scenario_row_holds_in_the_engine() {
                 now_unix_nanos: 0,
             };
             let auth = Authorizer::new(&snapshot, caller);
-            let mut req = parse(&case.action, &corpus::wire_params(case, &id_of));
+            let req = parse(&case.action, &corpus::wire_params(case, &id_of));
             let metas: Vec<Option<&ContainerGroupMeta>> = req
                 .ids
                 .iter()
                 .map(|id| world.iter().find(|(g, _)| g == id).map(|(_, m)| m))
                 .collect();
-            let planned = plan(&auth, &mut req, &metas);
+            let planned = plan(&auth, &req, &metas);
             let got = match (&case.expect, &planned) {
-                (Expect::Word(_), Plan::Forward { .. }) => Expect::Word("allow".into()),
-                (Expect::Word(_), Plan::Deny(_)) => Expect::Word("deny".into()),
-                (Expect::CreatedIn { .. }, Plan::Forward { .. }) => Expect::CreatedIn {
-                    created_in: req.resource_group.clone().unwrap_or_default(),
+                (Expect::Word(_), Plan::Allow(_)) => Expect::Word("allow".into()),
+                (Expect::Word(_), Plan::Deny(Denied::Forbidden(_))) => Expect::Word("deny".into()),
+                (
+                    Expect::CreatedIn { .. },
+                    Plan::Allow(Allowed {
+                        rewrite: Rewrite::ResourceGroup(group),
+                        ..
+                    }),
+                ) => Expect::CreatedIn {
+                    created_in: group.clone(),
                 },
-                (Expect::Returns { .. }, Plan::SilentEmpty(_)) => {
+                (Expect::Returns { .. }, Plan::Deny(Denied::SilentEmpty(_))) => {
                     Expect::Returns { returns: vec![] }
                 }
                 (
                     Expect::Returns { .. },
-                    Plan::Forward {
-                        filter: Some(v), ..
-                    },
+                    Plan::Allow(Allowed {
+                        filter: Some(v),
+                        rewrite,
+                        ..
+                    }),
                 ) => {
-                    let mut names: Vec<String> = backend_describe(&world, &req)
+                    let mut forwarded = req.clone();
+                    rewrite.clone().apply(&mut forwarded);
+                    let mut names: Vec<String> = backend_describe(&world, &forwarded)
                         .iter()
                         .filter(|(id, m)| auth.visible(req.action.ram_action, v, id, m))
                         .map(|(id, _)| id.trim_start_matches("eci-").to_owned())
@@ -110,10 +120,10 @@ fn every_scenario_row_holds_in_the_engine() {
                     names.sort();
                     Expect::Returns { returns: names }
                 }
-                (_, Plan::ServiceRoleNotAuthorized) => Expect::Error {
+                (_, Plan::Deny(Denied::ServiceRoleNotAuthorized)) => Expect::Error {
                     error: "Forbidden.ServiceRoleNotAuthorized".into(),
                 },
-                (_, Plan::Deny(_)) => Expect::Word("deny".into()),
+                (_, Plan::Deny(Denied::Forbidden(_))) => Expect::Word("deny".into()),
                 (_, other) => Expect::Word(format!("{other:?}")),
             };
             if got != case.expect {

@@ -113,6 +113,7 @@ fn check_with(v: &Vector, cache: &NonceCache, now: i64) -> Result<PrincipalId, A
         &parsed,
         now,
     )
+    .map_err(ApiError::from)
 }
 
 fn check(v: &Vector) -> Result<PrincipalId, ApiError> {
@@ -390,7 +391,7 @@ fn a_signed_request_with_the_identity_header_is_refused() {
         &parsed,
         v.now,
     );
-    match result {
+    match result.map_err(ApiError::from) {
         Err(e) => assert_eq!(
             (e.status().as_u16(), e.code()),
             (401, "InvalidIdentity"),

@@ -218,7 +218,7 @@ fn expected_hash(world: &World) -> String {
         sources(world),
     )
     .unwrap_or_else(|e| panic!("a soak world does not load: {e}"));
-    format!("{:016x}", snapshot.content_hash)
+    snapshot.content_hash_hex()
 }
 
 /// What workers read: the policy world and the container groups, swapped under the lock.
@@ -790,25 +790,11 @@ fn failed(shared: &Shared, epoch: u64, what: String) {
 async fn seed(addr: SocketAddr) -> Vec<Target> {
     let mut groups = Vec::new();
     for (group, tags) in SEED {
-        let mut params: Vec<(String, String)> = vec![
-            ("RegionId".into(), REGION.into()),
-            ("ContainerGroupName".into(), "seed".into()),
-            ("ResourceGroupId".into(), group.to_string()),
-            ("Container.1.Name".into(), "app".into()),
-            ("Container.1.Image".into(), "nginx".into()),
-        ];
-        let tags = ref_tags(tags);
-        params.extend(tag_params(&tags));
-        let pairs: Vec<(&str, &str)> = params
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let (status, _, body) = support::v3(addr, "CreateContainerGroup", &pairs, &[]).await;
-        assert!(status.is_success(), "seeding failed: {body}");
+        let id = support::seed_group(addr, "seed", group, tags).await;
         groups.push(Target {
-            id: body["ContainerGroupId"].as_str().expect("an id").to_owned(),
+            id,
             resource_group: group.to_string(),
-            tags,
+            tags: ref_tags(tags),
         });
     }
     groups

@@ -4,10 +4,9 @@
 //! benchmark, the Cedar comparison, the memory and reload measurements) works on the same
 //! directory and the same requests, and every run on the same ones (a fixed seed).
 //!
-//! The generator was first written in `benches/decide.rs`; this is that generator with one
-//! change: the explicit Deny compares `env` with `StringEquals` on `["prod", "production"]`
-//! instead of `StringEqualsIgnoreCase`, because Cedar has no case-insensitive comparison
-//! and the Cedar comparison must run the very same policies.
+//! The explicit Deny compares `env` with `StringEquals` on `["prod", "production"]`: Cedar
+//! has no case-insensitive comparison, and the Cedar comparison runs the very same
+//! policies.
 //!
 //! Each bench target compiles this module on its own and uses part of it.
 #![allow(dead_code)]

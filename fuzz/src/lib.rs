@@ -346,7 +346,9 @@ pub fn signature(data: &[u8]) {
             }
         }
         Err(e) => {
-            let status = e.status().as_u16();
+            let status = ramgate::response::ApiError::from(e.clone())
+                .status()
+                .as_u16();
             assert!(
                 matches!(status, 400 | 401 | 403 | 404 | 503),
                 "{status}: {e}"

@@ -132,6 +132,7 @@ impl CloudAuth {
             now,
         )
         .map_err(|e| {
+            let e = crate::response::ApiError::from(e);
             let status = e.status();
             ApiError::new(status, e.code(), e.to_string())
         })?;

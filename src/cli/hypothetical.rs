@@ -6,7 +6,7 @@
 //! the proxy's own parser, and the outcome is read off the planner's [`Plan`] only.
 
 use crate::catalogue::{self, Targets};
-use crate::decision::{self, Authorizer, Decision, Plan};
+use crate::decision::{self, Allowed, Authorizer, Decision, Denied, Plan};
 use crate::model::ContainerGroupMeta;
 use crate::request::{self, encoding, CanonicalRequest, RequestError};
 use crate::snapshot::Snapshot;
@@ -93,30 +93,36 @@ impl Decided {
     /// The decision and its reason, when the planner reached one by policy.
     pub fn decision(&self) -> Option<Decision> {
         match &self.plan {
-            Plan::Forward { decision, .. } | Plan::Deny(decision) => Some(*decision),
-            Plan::SilentEmpty(reason) => Some(Decision::denied(*reason)),
-            Plan::ServiceRoleNotAuthorized | Plan::ResourceGroupImmutable => None,
+            Plan::Allow(allowed) => Some(Decision::allowed(allowed.reason)),
+            Plan::Deny(Denied::Forbidden(reason) | Denied::SilentEmpty(reason)) => {
+                Some(Decision::denied(*reason))
+            }
+            Plan::Deny(Denied::ServiceRoleNotAuthorized | Denied::ResourceGroupImmutable) => None,
         }
     }
 
     /// The Alibaba `Code` of a refusal (None when forwarded or answered empty).
     pub fn code(&self) -> Option<&'static str> {
         match self.plan {
-            Plan::Deny(_) => Some("Forbidden.RAM"),
-            Plan::ServiceRoleNotAuthorized => Some("Forbidden.ServiceRoleNotAuthorized"),
-            Plan::ResourceGroupImmutable => Some("OperationDenied.ResourceGroupImmutable"),
-            Plan::Forward { .. } | Plan::SilentEmpty(_) => None,
+            Plan::Deny(Denied::Forbidden(_)) => Some("Forbidden.RAM"),
+            Plan::Deny(Denied::ServiceRoleNotAuthorized) => {
+                Some("Forbidden.ServiceRoleNotAuthorized")
+            }
+            Plan::Deny(Denied::ResourceGroupImmutable) => {
+                Some("OperationDenied.ResourceGroupImmutable")
+            }
+            Plan::Allow(_) | Plan::Deny(Denied::SilentEmpty(_)) => None,
         }
     }
 
     /// The reason in words, as the decision log and `explain` give it.
     pub fn describe(&self, snapshot: &Snapshot) -> String {
         match (&self.plan, self.decision()) {
-            (Plan::ServiceRoleNotAuthorized, _) => format!(
+            (Plan::Deny(Denied::ServiceRoleNotAuthorized), _) => format!(
                 "denied (403 Forbidden.ServiceRoleNotAuthorized): the ECI service role is not authorized; {}",
                 crate::principals::service_role_hint()
             ),
-            (Plan::ResourceGroupImmutable, _) => {
+            (Plan::Deny(Denied::ResourceGroupImmutable), _) => {
                 "refused (400 OperationDenied.ResourceGroupImmutable): a container group never changes resource group".into()
             }
             (_, Some(d)) => d.reason.describe(snapshot, d.allowed),
@@ -127,7 +133,7 @@ impl Decided {
     /// What the proxy does besides allowing or denying, in words (empty when nothing).
     pub fn detail(&self) -> String {
         match &self.plan {
-            Plan::Forward { filter: None, .. }
+            Plan::Allow(Allowed { filter: None, .. })
                 if self.request.action.kind == catalogue::Kind::Create =>
             {
                 format!(
@@ -135,23 +141,25 @@ impl Decided {
                     self.request.resource_group.as_deref().unwrap_or_default()
                 )
             }
-            Plan::Forward {
+            Plan::Allow(Allowed {
                 filter: Some(_), ..
-            } if self.targets_named() => match self.returned.len() {
+            }) if self.targets_named() => match self.returned.len() {
                 0 => "forwarded, but no target is returned: each lacks the request's tag filters"
                     .into(),
                 n => format!(
                     "forwarded; {n} of the targets returned, each checked again on its own tags"
                 ),
             },
-            Plan::Forward {
+            Plan::Allow(Allowed {
                 filter: Some(_), ..
-            } => "forwarded; each returned item is checked again on its own tags".into(),
-            Plan::SilentEmpty(_) => "answered with an empty list (silent denial)".into(),
-            Plan::Deny(d) => format!(
+            }) => "forwarded; each returned item is checked again on its own tags".into(),
+            Plan::Deny(Denied::SilentEmpty(_)) => {
+                "answered with an empty list (silent denial)".into()
+            }
+            Plan::Deny(Denied::Forbidden(reason)) => format!(
                 "AccessDeniedDetail: NoPermissionType={} PolicyType={}",
-                d.reason.no_permission_type(false).as_str(),
-                d.reason.policy_type().as_str()
+                reason.no_permission_type(false).as_str(),
+                reason.policy_type().as_str()
             ),
             _ => String::new(),
         }
@@ -304,12 +312,15 @@ impl Prepared {
                     .map(|(_, meta)| meta)
             })
             .collect();
-        let plan = decision::plan(auth, &mut request, &metas);
+        let plan = decision::plan(auth, &request, &metas);
+        if let Plan::Allow(allowed) = &plan {
+            allowed.rewrite.clone().apply(&mut request);
+        }
         let returned: Vec<String> = match &plan {
-            Plan::Forward {
+            Plan::Allow(Allowed {
                 filter: Some(visibility),
                 ..
-            } => self
+            }) => self
                 .targets
                 .iter()
                 .filter(|(id, meta)| {
@@ -321,14 +332,12 @@ impl Prepared {
             _ => Vec::new(),
         };
         let outcome = match &plan {
-            Plan::Forward {
+            Plan::Allow(Allowed {
                 filter: Some(_), ..
-            } if !request.ids.is_empty() && returned.is_empty() => Outcome::Empty,
-            Plan::Forward { .. } => Outcome::Allow,
-            Plan::SilentEmpty(_) => Outcome::Empty,
-            Plan::Deny(_) | Plan::ServiceRoleNotAuthorized | Plan::ResourceGroupImmutable => {
-                Outcome::Deny
-            }
+            }) if !request.ids.is_empty() && returned.is_empty() => Outcome::Empty,
+            Plan::Allow(_) => Outcome::Allow,
+            Plan::Deny(Denied::SilentEmpty(_)) => Outcome::Empty,
+            Plan::Deny(_) => Outcome::Deny,
         };
         Decided {
             outcome,

@@ -16,7 +16,7 @@
 use super::Cluster;
 use crate::config::OnUnavailable;
 use crate::identity::signature::{NonceCache, Seen, Verified};
-use crate::response::ApiError;
+use crate::identity::IdentityError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ impl NonceStore {
 
     /// Claims the nonce of a verified request signed at `verified.timestamp`; `now` is
     /// Unix seconds. Fails (503) when Redis could not be asked and `on_unavailable = "deny"`.
-    pub(crate) async fn claim(&self, verified: &Verified, now: i64) -> Result<Seen, ApiError> {
+    pub(crate) async fn claim(&self, verified: &Verified, now: i64) -> Result<Seen, IdentityError> {
         let (cluster, local) = match self {
             NonceStore::Local(local) => return Ok(verified.claim_in(local, now)),
             NonceStore::Shared { cluster, local } => (cluster, local),
@@ -69,7 +69,7 @@ impl NonceStore {
             Ok(Some(_)) => Ok(Seen::New),
             Ok(None) => Ok(Seen::Replayed),
             Err(why) => match cluster.settings().on_unavailable {
-                OnUnavailable::Deny => Err(ApiError::NonceStoreUnavailable(why.to_string())),
+                OnUnavailable::Deny => Err(IdentityError::NonceStoreUnavailable(why.to_string())),
                 OnUnavailable::Local => Ok(seen_here),
             },
         }

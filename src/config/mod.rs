@@ -1,5 +1,7 @@
 //! `ramgate.toml` as data (SPEC §5): every field, its default, and validation that names
-//! the file, line and column of what is wrong. Paths are resolved relative to the file.
+//! the file, line and column of what is wrong (from the TOML parser's spans, so a message
+//! points at the value it is about). Paths are resolved relative to the file. A setting
+//! that means one of a few things is an enum, decided here once.
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Position};
 use ipnet::IpNet;
@@ -144,8 +146,28 @@ pub struct PolicySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
-    pub decisions: String,
+    pub decisions: DecisionSink,
     pub allow_sample_rate: f64,
+}
+
+/// Where decision-log lines go: `"off"`, `"stdout"`, or any other string as a file path
+/// (relative to `ramgate.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum DecisionSink {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
+impl From<String> for DecisionSink {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "off" => DecisionSink::Off,
+            "stdout" => DecisionSink::Stdout,
+            _ => DecisionSink::File(value.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,7 +299,7 @@ impl Default for PolicySettings {
 impl Default for Log {
     fn default() -> Self {
         Self {
-            decisions: "stdout".into(),
+            decisions: DecisionSink::Stdout,
             allow_sample_rate: 1.0,
         }
     }
@@ -322,12 +344,16 @@ impl Config {
             tls.client_ca = tls.client_ca.as_ref().map(|c| base.join(c));
         }
         config.upstream.ca_file = config.upstream.ca_file.as_ref().map(|c| base.join(c));
-        if let Some(file) = config.decision_log_file() {
-            config.log.decisions = base.join(file).to_string_lossy().into_owned();
+        if let DecisionSink::File(file) = &mut config.log.decisions {
+            *file = base.join(&*file);
         }
+        let spans = toml::de::DeTable::parse(source).ok();
         let mut problems = Vec::new();
-        let mut problem = |field: &str, message: String, hint: &str| {
-            let offset = source.find(field).unwrap_or(0);
+        let mut problem = |field: &[&str], message: String, hint: &str| {
+            let offset = spans
+                .as_ref()
+                .and_then(|root| value_offset(root.get_ref(), field))
+                .unwrap_or(0);
             problems.push(
                 Diagnostic::error(path, Position::of_offset(source, offset), message)
                     .with_hint(hint),
@@ -335,7 +361,7 @@ impl Config {
         };
         if config.account_id.len() != 16 || !config.account_id.bytes().all(|b| b.is_ascii_digit()) {
             problem(
-                "account_id",
+                &["account_id"],
                 format!(
                     "account_id {:?} is not a 16-digit Alibaba Cloud account id",
                     config.account_id
@@ -349,7 +375,7 @@ impl Config {
                     && uri.authority().is_some()
                     && uri.path() == "/" => {}
             _ => problem(
-                "url",
+                &["upstream", "url"],
                 format!(
                     "upstream url {:?} is not an http:// or https:// URL with a host and no path",
                     config.upstream.url
@@ -359,7 +385,7 @@ impl Config {
         }
         match (config.upstream.signing, &config.upstream.credentials) {
             (Signing::None, Some(_)) => problem(
-                "[upstream.credentials]",
+                &["upstream", "credentials"],
                 "[upstream.credentials] is given but signing is \"none\", so nothing would use them".into(),
                 "add signing = \"acs3\" to [upstream], or remove [upstream.credentials]",
             ),
@@ -378,7 +404,7 @@ impl Config {
                 });
                 if !ok {
                     problem(
-                        field,
+                        &["upstream", "credentials", field],
                         format!("{field} {url:?} is not an http:// or https:// URL"),
                         "e.g. sts_endpoint = \"https://sts.aliyuncs.com\", imds_endpoint = \"http://100.100.100.200\"",
                     );
@@ -387,14 +413,14 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&config.log.allow_sample_rate) {
             problem(
-                "allow_sample_rate",
+                &["log", "allow_sample_rate"],
                 "allow_sample_rate must be between 0.0 and 1.0".into(),
                 "1.0 logs every allow; denials are always logged",
             );
         }
         if http::HeaderName::from_bytes(config.identity.header.as_bytes()).is_err() {
             problem(
-                "header",
+                &["identity", "header"],
                 format!("{:?} is not a valid header name", config.identity.header),
                 "e.g. header = \"x-ramgate-principal\"",
             );
@@ -402,28 +428,36 @@ impl Config {
         if let Some(cluster) = &config.cluster {
             if let Err(why) = crate::cluster::check_redis_url(&cluster.redis_url) {
                 problem(
-                    "redis_url",
+                    &["cluster", "redis_url"],
                     format!("[cluster] redis_url is not usable: {why}"),
                     "e.g. redis_url = \"redis://127.0.0.1:6379/0\" (rediss:// is not supported)",
                 );
             }
             if cluster.channel.is_empty() {
                 problem(
-                    "channel",
+                    &["cluster", "channel"],
                     "[cluster] channel must not be empty".into(),
                     "remove the line to use the default \"ramgate:invalidate\"",
                 );
             }
         }
-        for (field, value) in [
-            ("max_body_bytes", config.listen.max_body_bytes as u64),
-            ("max_connections", config.listen.max_connections as u64),
-            ("timeout_ms", config.upstream.timeout_ms),
-            ("max_entries", config.metadata.max_entries),
+        for (table, field, value) in [
+            (
+                "listen",
+                "max_body_bytes",
+                config.listen.max_body_bytes as u64,
+            ),
+            (
+                "listen",
+                "max_connections",
+                config.listen.max_connections as u64,
+            ),
+            ("upstream", "timeout_ms", config.upstream.timeout_ms),
+            ("metadata", "max_entries", config.metadata.max_entries),
         ] {
             if value == 0 {
                 problem(
-                    field,
+                    &[table, field],
                     format!("{field} must be greater than 0"),
                     "remove the line to use the default",
                 );
@@ -436,20 +470,26 @@ impl Config {
         }
     }
 
-    /// The decision log's file, when it goes to one.
-    pub fn decision_log_file(&self) -> Option<&str> {
-        match self.log.decisions.as_str() {
-            "stdout" | "off" => None,
-            path => Some(path),
-        }
-    }
-
     pub fn account(&self) -> crate::snapshot::Account {
         crate::snapshot::Account {
             id: self.account_id.as_str().into(),
             region: self.region.as_str().into(),
         }
     }
+}
+
+/// Where the value at `path` (tables, then the key) starts in the source the table was
+/// parsed from; None when it is not written there (a default).
+fn value_offset(root: &toml::de::DeTable<'_>, path: &[&str]) -> Option<usize> {
+    let (key, tables) = path.split_last()?;
+    let mut table = root;
+    for name in tables {
+        match table.get(*name)?.get_ref() {
+            toml::de::DeValue::Table(inner) => table = inner,
+            _ => return None,
+        }
+    }
+    Some(table.get(*key)?.span().start)
 }
 
 #[cfg(test)]
@@ -501,6 +541,56 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.0[0].position.line, 2);
+    }
+
+    /// Each problem points at the value it is about, not at the first place its key's name
+    /// appears: here a comment and `header_read_timeout_ms` mention `header`, `url` and
+    /// `timeout_ms` first.
+    #[test]
+    fn problems_point_at_their_own_value() {
+        let source = "account_id = \"1234567890123456\"\n\
+                      \n\
+                      [listen]\n\
+                      header_read_timeout_ms = 5000\n\
+                      \n\
+                      [identity]\n\
+                      # header: set by the trusted proxy; url and timeout_ms are in [upstream]\n\
+                      header = \"not a header\"\n\
+                      \n\
+                      [upstream]\n\
+                      # url of the backend; timeout_ms bounds each call (not header_read_timeout_ms)\n\
+                      url = \"ftp://x\"\n\
+                      timeout_ms = 0\n";
+        let e = Config::parse(Path::new("r.toml"), source).unwrap_err();
+        let at = |needle: &str| {
+            let d =
+                e.0.iter()
+                    .find(|d| d.message.contains(needle))
+                    .unwrap_or_else(|| panic!("no problem about {needle}: {e}"));
+            (d.position.line, d.position.column)
+        };
+        assert_eq!(e.0.len(), 3, "{e}");
+        assert_eq!(at("not a valid header name"), (8, 10), "{e}");
+        assert_eq!(at("is not an http:// or https:// URL"), (12, 7), "{e}");
+        assert_eq!(at("timeout_ms must be greater than 0"), (13, 14), "{e}");
+    }
+
+    #[test]
+    fn decisions_is_read_once_into_a_sink() {
+        let parse = |value: &str| {
+            let toml =
+                format!("account_id = \"1234567890123456\"\n[log]\ndecisions = \"{value}\"\n");
+            Config::parse(Path::new("/etc/ramgate/ramgate.toml"), &toml)
+                .unwrap()
+                .log
+                .decisions
+        };
+        assert_eq!(parse("off"), DecisionSink::Off);
+        assert_eq!(parse("stdout"), DecisionSink::Stdout);
+        assert_eq!(
+            parse("decisions.log"),
+            DecisionSink::File("/etc/ramgate/decisions.log".into())
+        );
     }
 
     #[test]
@@ -561,7 +651,7 @@ mod tests {
             "account_id = \"1234567890123456\"\n[cluster]\nredis_url = \"rediss://r:6379\"\n",
         )
         .unwrap_err();
-        assert_eq!((e.0[0].position.line, e.0[0].position.column), (3, 1));
+        assert_eq!((e.0[0].position.line, e.0[0].position.column), (3, 13));
         assert!(e.0[0].message.contains("redis_url"), "{}", e.0[0].message);
         let e = Config::parse(
             Path::new("r.toml"),

@@ -269,7 +269,7 @@ impl Authorizer<'_> {
     /// A list action whose items are container groups but that names no resource group
     /// (ListTagResources, metrics): ids are kept one by one with their own group's
     /// attachments; with no ids, everything is forwarded and filtered item by item.
-    pub fn plan_list(
+    pub(crate) fn plan_list(
         &self,
         action_lower: &str,
         ids: &[(&str, Option<&ContainerGroupMeta>)],

@@ -3,9 +3,9 @@
 //! container groups involved (fetched beforehand by the caller). No I/O, no locks, no
 //! allocation beyond the resource ARN.
 //!
-//! * [`evaluate`]: one policy set → Allow / explicit Deny / implicit Deny, where a statement
+//! * `evaluate`: one policy set → Allow / explicit Deny / implicit Deny, where a statement
 //!   that errors never allows and a Deny that errors denies.
-//! * [`Authorizer::authorize`]: guardrails, then identity policies (root skips the latter).
+//! * `Authorizer::authorize`: guardrails, then identity policies (root skips the latter).
 //! * `actions`: Create, Describe (a [`DescribePlan`] and a per-item [`Visibility`]),
 //!   single- and multi-resource actions, tag changes, and the rest.
 
@@ -14,7 +14,7 @@ mod plan;
 mod reason;
 
 pub use actions::{Attachments, CreateOutcome, DescribePlan, Reach, Visibility};
-pub use plan::{plan, resulting_tags, Plan};
+pub use plan::{plan, resulting_tags, Allowed, Denied, Plan, Rewrite};
 pub use reason::{Decision, NoPermissionType, PolicyType, Reason, StatementRef};
 
 use crate::model::Tags;
@@ -34,7 +34,7 @@ pub struct Caller {
 
 /// The outcome of one policy set for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Allow(StatementRef),
     /// `errored`: the Deny statement could not be evaluated, which counts as a match.
     ExplicitDeny(StatementRef, bool),
@@ -44,7 +44,7 @@ pub enum Verdict {
 /// Evaluates `policies` (with the scope each was attached at) against one request.
 /// `trace`, when given, receives every statement's result (for `ramgate explain`); then
 /// evaluation does not stop at the first Deny, so the trace is complete.
-pub fn evaluate(
+pub(crate) fn evaluate(
     snapshot: &Snapshot,
     policies: impl Iterator<Item = (PolicyId, bool)>,
     action_lower: &str,
@@ -104,21 +104,21 @@ pub struct TraceEntry {
 
 /// The facts of one authorization question.
 #[derive(Debug, Clone, Copy)]
-pub struct Question<'a> {
-    pub action_lower: &'a str,
-    pub resource: &'a str,
+pub(crate) struct Question<'a> {
+    pub(crate) action_lower: &'a str,
+    pub(crate) resource: &'a str,
     /// The resource group whose attachments count besides account-scoped ones.
-    pub group: Option<GroupId>,
+    pub(crate) group: Option<GroupId>,
     /// `eci:tag/*`.
-    pub tags_in_play: Option<&'a Tags>,
-    pub resource_tags: Option<&'a Tags>,
-    pub request_tags: Option<&'a Tags>,
+    pub(crate) tags_in_play: Option<&'a Tags>,
+    pub(crate) resource_tags: Option<&'a Tags>,
+    pub(crate) request_tags: Option<&'a Tags>,
 }
 
-/// Answers [`Question`]s for one caller against one snapshot.
+/// Answers `Question`s for one caller against one snapshot.
 pub struct Authorizer<'s> {
-    pub snapshot: &'s Snapshot,
-    pub caller: Caller,
+    pub(crate) snapshot: &'s Snapshot,
+    pub(crate) caller: Caller,
     /// Set by `ramgate explain` to record every statement evaluated.
     trace: Option<std::cell::RefCell<Trace>>,
 }
@@ -144,13 +144,13 @@ impl<'s> Authorizer<'s> {
         self.trace.as_ref().map(|t| t.take()).unwrap_or_default()
     }
 
-    pub fn is_root(&self) -> bool {
+    pub(crate) fn is_root(&self) -> bool {
         self.caller.principal == ROOT
     }
 
     /// Guardrails (every principal, root included), then identity policies (root skips
     /// them): allowed only if both allow.
-    pub fn authorize(&self, q: &Question<'_>) -> Decision {
+    pub(crate) fn authorize(&self, q: &Question<'_>) -> Decision {
         let ctx = Context {
             eci_tags: q.tags_in_play,
             resource_tags: q.resource_tags,
@@ -216,7 +216,7 @@ impl<'s> Authorizer<'s> {
 
     /// `acs:eci:<region>:<account>:containergroup/<id>`. Built on every decision: one
     /// allocation of the right size and plain copies (`concat`), not `format!`'s machinery.
-    pub fn container_group_arn(&self, id: &str) -> String {
+    pub(crate) fn container_group_arn(&self, id: &str) -> String {
         let a = &self.snapshot.account;
         ["acs:eci:", &a.region, ":", &a.id, ":containergroup/", id].concat()
     }

@@ -1,46 +1,110 @@
 //! From a canonical request and the metadata of the groups it names to a [`Plan`]: the one
-//! place that maps an action's catalogue [`Kind`] to SPEC §3's rule for it, and rewrites
-//! the request to what was authorized (the resolved group on Create, the surviving ids on
-//! a list).
+//! place that maps an action's catalogue [`Kind`] to SPEC §3's rule for it. Everything that
+//! decides — the proxy, `ramgate explain`, `ramgate test`, `ramgate who-can` — calls
+//! [`plan`] and only enforces or prints what it returns.
+//!
+//! A [`Plan`] is an allow or a deny, never both and never neither. An allow carries the
+//! [`Rewrite`] the proxy must apply before forwarding (the resolved group on Create, the
+//! surviving ids on a list) and the per-item filter for a list answer; the request itself
+//! is only read here.
 
 use super::{Authorizer, CreateOutcome, Decision, DescribePlan, Reason, Visibility};
 use crate::catalogue::{Kind, TagParams};
 use crate::model::{ContainerGroupMeta, Tags};
 use crate::request::CanonicalRequest;
+use crate::snapshot::Snapshot;
 
+/// The planner's answer for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Forward the (possibly rewritten) request; filter a list answer through `filter`.
-    Forward {
-        decision: Decision,
-        filter: Option<Visibility>,
-    },
-    /// Answer an empty list without calling the backend (a denied Describe or list).
-    SilentEmpty(Reason),
+    Allow(Allowed),
+    Deny(Denied),
+}
+
+/// Forward the request, rewritten by `rewrite`; filter a list answer through `filter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    /// The statement or rule that allowed.
+    pub reason: Reason,
+    pub rewrite: Rewrite,
+    /// Set for lists: every item of the answer is checked again before it is returned.
+    pub filter: Option<Visibility>,
+}
+
+/// What the proxy changes in an allowed request before forwarding it: exactly what was
+/// authorized, no wider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Forwarded as parsed.
+    None,
+    /// Create: `ResourceGroupId` set to the group the decision resolved (the default group
+    /// when the request named none).
+    ResourceGroup(String),
+    /// A list narrowed to the ids that may be seen (never empty: an empty list is a
+    /// [`Denied::SilentEmpty`]).
+    Ids(Vec<String>),
+}
+
+/// Why a request is refused, and so how it is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
     /// 403 `Forbidden.RAM`.
-    Deny(Decision),
-    /// 403 `Forbidden.ServiceRoleNotAuthorized`.
+    Forbidden(Reason),
+    /// A denied Describe or list: an empty list, without calling the backend.
+    SilentEmpty(Reason),
+    /// 403 `Forbidden.ServiceRoleNotAuthorized`: the caller may create, but ECI's service
+    /// role may not act for the account.
     ServiceRoleNotAuthorized,
-    /// 400 `OperationDenied.ResourceGroupImmutable`.
+    /// 400 `OperationDenied.ResourceGroupImmutable`: the request would move a group.
     ResourceGroupImmutable,
 }
 
 impl Plan {
-    /// The decision log's word for it.
-    pub fn outcome(&self) -> &'static str {
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Plan::Allow(_))
+    }
+
+    /// In words, for the decision log and `ramgate explain`.
+    pub fn describe(&self, snapshot: &Snapshot) -> String {
         match self {
-            Plan::Forward { .. } => "allow",
-            Plan::SilentEmpty(_) => "silent_empty",
-            _ => "deny",
+            Plan::Allow(allowed) => allowed.reason.describe(snapshot, true),
+            Plan::Deny(Denied::Forbidden(reason) | Denied::SilentEmpty(reason)) => {
+                reason.describe(snapshot, false)
+            }
+            Plan::Deny(Denied::ServiceRoleNotAuthorized) => {
+                "denied: the ECI service role is not authorized".into()
+            }
+            Plan::Deny(Denied::ResourceGroupImmutable) => {
+                "refused: the request would change a resource group".into()
+            }
         }
     }
 }
 
-/// Decides `request` (rewriting it in place); `metas[i]` is the metadata of
-/// `request.ids[i]`, None when that group does not exist.
+impl Rewrite {
+    /// `request` as it is forwarded.
+    pub fn apply(self, request: &mut CanonicalRequest) {
+        match self {
+            Rewrite::None => {}
+            Rewrite::ResourceGroup(group) => request.set_resource_group(&group),
+            Rewrite::Ids(ids) => request.set_ids(ids),
+        }
+    }
+}
+
+fn allow(decision: Decision, rewrite: Rewrite, filter: Option<Visibility>) -> Plan {
+    Plan::Allow(Allowed {
+        reason: decision.reason,
+        rewrite,
+        filter,
+    })
+}
+
+/// Decides `request`; `metas[i]` is the metadata of `request.ids[i]`, None when that group
+/// does not exist.
 pub fn plan(
     auth: &Authorizer<'_>,
-    request: &mut CanonicalRequest,
+    request: &CanonicalRequest,
     metas: &[Option<&ContainerGroupMeta>],
 ) -> Plan {
     let action = request.action.ram_action;
@@ -55,29 +119,21 @@ pub fn plan(
             match auth.decide_create(action, request.resource_group.as_deref(), &request.tags) {
                 CreateOutcome::Allow { group, decision } => {
                     let id = auth.snapshot.directory.group_id(group).to_owned();
-                    request.set_resource_group(&id);
-                    Plan::Forward {
-                        decision,
-                        filter: None,
-                    }
+                    allow(decision, Rewrite::ResourceGroup(id), None)
                 }
-                CreateOutcome::Deny(decision) => Plan::Deny(decision),
-                CreateOutcome::ServiceRoleNotAuthorized => Plan::ServiceRoleNotAuthorized,
+                CreateOutcome::Deny(decision) => Plan::Deny(Denied::Forbidden(decision.reason)),
+                CreateOutcome::ServiceRoleNotAuthorized => {
+                    Plan::Deny(Denied::ServiceRoleNotAuthorized)
+                }
             }
         }
-        Kind::Describe => {
-            let planned = auth.plan_describe(
-                action,
-                request.resource_group.as_deref(),
-                &ids,
-                &request.tags,
-            );
-            forward_list(request, planned)
-        }
-        Kind::ListFiltered => {
-            let planned = auth.plan_list(action, &ids, &request.tags);
-            forward_list(request, planned)
-        }
+        Kind::Describe => list_plan(auth.plan_describe(
+            action,
+            request.resource_group.as_deref(),
+            &ids,
+            &request.tags,
+        )),
+        Kind::ListFiltered => list_plan(auth.plan_list(action, &ids, &request.tags)),
         Kind::Single | Kind::Multi => {
             let mut first = None;
             for (id, meta) in &ids {
@@ -87,7 +143,7 @@ pub fn plan(
                 let decision =
                     auth.decide_resource(action, id, *meta, &request.tags, resulting.as_ref());
                 if !decision.allowed {
-                    return Plan::Deny(decision);
+                    return Plan::Deny(Denied::Forbidden(decision.reason));
                 }
                 let moves_group = meta.is_some_and(|m| {
                     request
@@ -96,48 +152,37 @@ pub fn plan(
                         .is_some_and(|g| g != m.resource_group)
                 });
                 if moves_group {
-                    return Plan::ResourceGroupImmutable;
+                    return Plan::Deny(Denied::ResourceGroupImmutable);
                 }
                 first.get_or_insert(decision);
             }
             match first {
-                Some(decision) => Plan::Forward {
-                    decision,
-                    filter: None,
-                },
+                Some(decision) => allow(decision, Rewrite::None, None),
                 // The parser guarantees these actions name at least one group.
-                None => Plan::Deny(Decision::denied(Reason::NotFound)),
+                None => Plan::Deny(Denied::Forbidden(Reason::NotFound)),
             }
         }
         Kind::Other => {
             let decision = auth.decide_other(action, &request.tags);
             if decision.allowed {
-                Plan::Forward {
-                    decision,
-                    filter: None,
-                }
+                allow(decision, Rewrite::None, None)
             } else {
-                Plan::Deny(decision)
+                Plan::Deny(Denied::Forbidden(decision.reason))
             }
         }
     }
 }
 
-fn forward_list(request: &mut CanonicalRequest, planned: DescribePlan) -> Plan {
+fn list_plan(planned: DescribePlan) -> Plan {
     match planned {
-        DescribePlan::SilentEmpty(reason) => Plan::SilentEmpty(reason),
+        DescribePlan::SilentEmpty(reason) => Plan::Deny(Denied::SilentEmpty(reason)),
         DescribePlan::Forward {
             ids,
             visibility,
             decision,
         } => {
-            if let Some(ids) = ids {
-                request.set_ids(ids);
-            }
-            Plan::Forward {
-                decision,
-                filter: Some(visibility),
-            }
+            let rewrite = ids.map_or(Rewrite::None, Rewrite::Ids);
+            allow(decision, rewrite, Some(visibility))
         }
     }
 }

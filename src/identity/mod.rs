@@ -11,7 +11,6 @@ pub mod signature;
 use crate::config;
 use crate::principals::PrincipalId;
 use crate::request::ParsedRequest;
-use crate::response::ApiError;
 use crate::snapshot::Snapshot;
 use http::HeaderMap;
 use ipnet::IpNet;
@@ -35,8 +34,38 @@ pub struct Identity {
     pub source_ip: IpAddr,
 }
 
-fn refuse(message: impl Into<String>) -> ApiError {
-    ApiError::Identity(message.into())
+/// Why no caller could be established. `response.rs` maps each to its status and
+/// Alibaba `Code`; the message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// No identity, an unknown principal, an untrusted identity header, two identities.
+    #[error("{0}")]
+    Refused(String),
+    /// The signature material is missing or malformed.
+    #[error("{0}")]
+    IncompleteSignature(String),
+    #[error("{0}")]
+    SignatureDoesNotMatch(String),
+    #[error("{0}")]
+    UnknownAccessKey(String),
+    #[error("{0}")]
+    TimestampMalformed(String),
+    #[error("{0}")]
+    TimestampExpired(String),
+    #[error("{0}")]
+    NonceUsed(String),
+    /// The replay window's nonce store is full: retry later.
+    #[error(
+        "too many signed requests within the replay window to remember their nonces; retry later"
+    )]
+    NonceStoreFull,
+    /// `[cluster] on_unavailable = "deny"` and Redis could not be asked about a nonce.
+    #[error("The shared nonce store (Redis) is unreachable ({0}), so the request's nonce cannot be checked against the other replicas; retry later.")]
+    NonceStoreUnavailable(String),
+}
+
+fn refuse(message: impl Into<String>) -> IdentityError {
+    IdentityError::Refused(message.into())
 }
 
 /// Establishes the caller of `request`, or refuses with 401 (signature errors use their
@@ -50,7 +79,7 @@ pub fn resolve(
     headers: &HeaderMap,
     request: &ParsedRequest,
     now: i64,
-) -> Result<Identity, ApiError> {
+) -> Result<Identity, IdentityError> {
     let (identity, unclaimed) = resolve_unclaimed(snapshot, settings, peer, headers, request, now)?;
     if let Some(verified) = unclaimed {
         let seen = verified.claim_in(replay, now);
@@ -71,7 +100,7 @@ pub fn resolve_unclaimed(
     headers: &HeaderMap,
     request: &ParsedRequest,
     now: i64,
-) -> Result<(Identity, Option<signature::Verified>), ApiError> {
+) -> Result<(Identity, Option<signature::Verified>), IdentityError> {
     let source_ip = source_ip(peer.addr.ip(), headers, &settings.trusted_proxies);
     let credentials = &request.credentials;
     if credentials.security_token.is_some()

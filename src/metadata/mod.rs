@@ -41,16 +41,18 @@ struct Entry {
     epoch: u64,
 }
 
-/// Why a lookup failed; each fails the request closed (SPEC §1: 503, or 502 when the
-/// upstream's certificate or its answer to ramgate's own credential was the problem).
+/// Why the metadata a decision needs could not be had (the request then fails closed).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LookupError {
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    BadGateway(String),
-    #[error("{0}")]
-    NoCredential(String),
+    #[error("the metadata lookup failed: {0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("the backend answered a metadata lookup with HTTP {0}")]
+    Status(http::StatusCode),
+    #[error("the backend's metadata answer is not the expected JSON: {0}")]
+    Answer(String),
+    /// One id answered twice with different groups or tags: neither can be trusted.
+    #[error("the backend's metadata answer describes {0:?} twice, differently")]
+    Contradiction(String),
 }
 
 /// How a lookup went, for metrics.
@@ -59,7 +61,6 @@ pub struct LookupStats {
     pub hits: u32,
     pub negative_hits: u32,
     pub misses: u32,
-    pub upstream_calls: u32,
 }
 
 #[derive(Clone)]
@@ -175,22 +176,16 @@ impl MetadataClient {
         // wait on whichever load started first (moka coalesces per key).
         let batch: Arc<OnceCell<HashMap<String, Arc<ContainerGroupMeta>>>> =
             Arc::new(OnceCell::new());
-        let calls = Arc::new(AtomicU64::new(0));
         let mut stale = Vec::new();
         for i in missing {
             let id = ids[i].clone();
             let epoch = started_at;
-            let (batch, calls, missing_ids) = (batch.clone(), calls.clone(), &missing_ids);
+            let (batch, missing_ids) = (batch.clone(), &missing_ids);
             let entry = self
                 .inner
                 .cache
                 .try_get_with(Id::from(id.as_str()), async move {
-                    let map = batch
-                        .get_or_try_init(|| async {
-                            calls.fetch_add(1, Ordering::Relaxed);
-                            self.fetch(missing_ids).await
-                        })
-                        .await?;
+                    let map = batch.get_or_try_init(|| self.fetch(missing_ids)).await?;
                     Ok::<_, LookupError>(Entry {
                         meta: map.get(&id).cloned(),
                         epoch,
@@ -208,7 +203,6 @@ impl MetadataClient {
         if !stale.is_empty() {
             let epoch = self.inner.epoch.load(Ordering::SeqCst);
             let stale_ids: Vec<String> = stale.iter().map(|&i| ids[i].clone()).collect();
-            calls.fetch_add(1, Ordering::Relaxed);
             let map = self.fetch(&stale_ids).await?;
             for i in stale {
                 let meta = map.get(&ids[i]).cloned();
@@ -223,7 +217,6 @@ impl MetadataClient {
                 found[i] = meta;
             }
         }
-        stats.upstream_calls = calls.load(Ordering::Relaxed) as u32;
         Ok((found, stats))
     }
 
@@ -251,8 +244,8 @@ impl MetadataClient {
         let started = Instant::now();
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH) {
-            let ids_json = serde_json::to_string(chunk)
-                .map_err(|e| LookupError::Unavailable(e.to_string()))?;
+            let ids_json =
+                serde_json::to_string(chunk).map_err(|e| LookupError::Answer(e.to_string()))?;
             let query = crate::request::encoding::encode_pairs([
                 ("Action", "DescribeContainerGroups"),
                 ("ContainerGroupIds", ids_json.as_str()),
@@ -273,51 +266,26 @@ impl MetadataClient {
                     self.inner.principal_header.clone(),
                 ),
             ];
-            let response = self
-                .inner
-                .upstream
-                .call_retrying(&query, &headers)
-                .await
-                .map_err(|e| match e {
-                    UpstreamError::Timeout(ms) => LookupError::Unavailable(format!(
-                        "the backend did not answer a metadata lookup within {ms} ms"
-                    )),
-                    UpstreamError::Unreachable(m) => {
-                        LookupError::Unavailable(format!("metadata lookup failed: {m}"))
-                    }
-                    UpstreamError::NoCredential(m) => LookupError::NoCredential(m),
-                    e @ (UpstreamError::Tls(_) | UpstreamError::CredentialsRejected { .. }) => {
-                        LookupError::BadGateway(format!("metadata lookup failed: {e}"))
-                    }
-                })?;
+            let response = self.inner.upstream.call_retrying(&query, &headers).await?;
             if !response.status.is_success() {
-                return Err(LookupError::Unavailable(format!(
-                    "the backend answered a metadata lookup with HTTP {}",
-                    response.status
-                )));
+                return Err(LookupError::Status(response.status));
             }
-            let answer: DescribeAnswer = serde_json::from_slice(&response.body).map_err(|e| {
-                LookupError::Unavailable(format!(
-                    "the backend's metadata answer is not the expected JSON: {e}"
-                ))
-            })?;
+            let answer: DescribeAnswer = serde_json::from_slice(&response.body)
+                .map_err(|e| LookupError::Answer(e.to_string()))?;
             for group in answer.container_groups {
                 let (id, meta) = group.into_meta();
                 // Only ids we asked for: a backend that ignores filters cannot plant others.
                 if !chunk.contains(&id) {
                     continue;
                 }
-                // Fix (tests/faults.rs, `TwoAnswers`): an id answered twice used to keep
-                // whichever item came last, so a backend that reported one group in two
-                // resource groups, or with two sets of tags, could have ramgate decide on
-                // the more permissive one. Contradicting answers fail the lookup (503).
+                // An id answered twice must be answered alike: otherwise either answer
+                // could be the more permissive one, so contradicting answers fail the
+                // lookup (503; tests/faults.rs, `TwoAnswers`).
                 if out
                     .get(&id)
                     .is_some_and(|seen: &Arc<ContainerGroupMeta>| **seen != meta)
                 {
-                    return Err(LookupError::Unavailable(format!(
-                        "the backend's metadata answer describes {id:?} twice, differently"
-                    )));
+                    return Err(LookupError::Contradiction(id));
                 }
                 let meta = self.inner.interned.intern(meta);
                 out.insert(id, meta);

@@ -245,13 +245,13 @@ const VERSION_SNIFF_BYTES: usize = 24;
 
 /// A stream whose first [`VERSION_SNIFF_BYTES`] bytes must arrive within a deadline.
 ///
-/// Fix (tests/abuse.rs `slow_header_clients_are_cut_off`): hyper-util's `auto` builder
-/// reads the first bytes of a connection to choose HTTP/1 or h2 without any timeout, and
-/// hyper's `header_read_timeout` only starts after that. A client that connected and sent
-/// nothing (or stopped inside the h2 preface) held its connection, and a slot of
-/// `max_connections`, forever: with a few hundred such sockets, nobody else was served.
-/// Reads now fail with `TimedOut` once the deadline passes before those bytes arrived;
-/// after them the stream is a plain pass-through and the protocols' own timers apply.
+/// hyper-util's `auto` builder reads the first bytes of a connection to choose HTTP/1 or
+/// h2 without any timeout, and hyper's `header_read_timeout` only starts after that; a
+/// client that sends nothing (or stops inside the h2 preface) would hold its connection,
+/// and a slot of `max_connections`, forever. So reads fail with `TimedOut` once the
+/// deadline passes before those bytes arrived; after them the stream is a plain
+/// pass-through and the protocols' own timers apply (tests/abuse.rs
+/// `slow_header_clients_are_cut_off`).
 struct FirstBytesDeadline<S> {
     inner: S,
     /// Armed until enough bytes were read; `None` when disabled or done.

@@ -7,9 +7,12 @@
 //! 503 so that a load balancer stops sending traffic, and `/metrics` still shows the drain;
 //! it stops only once the proxy is done (see [`serve_until`]).
 
+use super::store::PolicyStore;
+use crate::cluster::Cluster;
+use crate::config::Mode;
 use crate::net::{self, ServeOptions, Shutdown};
-use crate::proxy::State;
 use crate::response::Body;
+use crate::upstream::credentials::Credentials;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
@@ -34,23 +37,29 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Serves the admin endpoints until `shutdown`, which is also the start of draining.
-pub async fn serve(state: Arc<State>, listener: tokio::net::TcpListener, shutdown: Shutdown) {
-    serve_until(state, listener, shutdown.clone(), shutdown).await
+/// What the admin endpoints report on, handed over by whoever composes the process.
+pub(crate) struct Sources {
+    pub(crate) store: Arc<PolicyStore>,
+    pub(crate) mode: Mode,
+    /// With `signing = "acs3"`: ramgate's own credential (`/readyz` waits for it).
+    pub(crate) upstream_credentials: Option<Credentials>,
+    /// `[cluster]`: the link to the replicas' shared Redis.
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 /// Serves the admin endpoints; `/readyz` turns 503 once `draining` is triggered, and the
 /// listener stops on `stop` (triggered once the proxy has drained).
-pub async fn serve_until(
-    state: Arc<State>,
+pub(crate) async fn serve_until(
+    sources: Sources,
     listener: tokio::net::TcpListener,
     draining: Shutdown,
     stop: Shutdown,
 ) {
+    let sources = Arc::new(sources);
     if let Some(handle) = prometheus() {
         // The gauges of the snapshot in use, in case it was loaded before the recorder
         // was installed; then keep the histograms' memory bounded.
-        let snapshot = state.snapshot.load();
+        let snapshot = sources.store.current();
         crate::ops::metrics::snapshot_loaded(snapshot.generation, snapshot.loaded_at);
         let (handle, stop) = (handle.clone(), stop.clone());
         tokio::spawn(async move {
@@ -64,9 +73,9 @@ pub async fn serve_until(
         });
     }
     let make = move |_peer| {
-        let (state, draining) = (state.clone(), draining.clone());
+        let (sources, draining) = (sources.clone(), draining.clone());
         hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let response = route(&state, &draining, req.uri().path());
+            let response = route(&sources, &draining, req.uri().path());
             async move { Ok::<_, std::convert::Infallible>(response) }
         })
     };
@@ -80,7 +89,7 @@ pub async fn serve_until(
     net::serve(listener, make, opts, stop).await;
 }
 
-fn route(state: &State, draining: &Shutdown, path: &str) -> Response<Body> {
+fn route(sources: &Sources, draining: &Shutdown, path: &str) -> Response<Body> {
     match path {
         "/metrics" => text(
             StatusCode::OK,
@@ -97,9 +106,9 @@ fn route(state: &State, draining: &Shutdown, path: &str) -> Response<Body> {
         ),
         // With signing = "acs3", every call would be a 503 until a credential is held.
         "/readyz"
-            if state
-                .upstream
-                .credentials()
+            if sources
+                .upstream_credentials
+                .as_ref()
                 .is_some_and(|c| c.current().is_err()) =>
         {
             text(
@@ -111,7 +120,7 @@ fn route(state: &State, draining: &Shutdown, path: &str) -> Response<Body> {
         "/readyz" => text(StatusCode::OK, "ready\n".into(), "text/plain"),
         "/v1/status" => text(
             StatusCode::OK,
-            status(state, draining).to_string(),
+            status(sources, draining).to_string(),
             "application/json",
         ),
         _ => text(
@@ -123,19 +132,23 @@ fn route(state: &State, draining: &Shutdown, path: &str) -> Response<Body> {
 }
 
 /// The `/v1/status` document.
-pub fn status(state: &State, draining: &Shutdown) -> serde_json::Value {
-    let snapshot = state.snapshot.load();
+fn status(sources: &Sources, draining: &Shutdown) -> serde_json::Value {
+    let (store, mode) = (&sources.store, sources.mode);
+    let snapshot = store.current();
     json!({
         "generation": snapshot.generation,
         "loaded_at": crate::ops::reload::rfc3339(snapshot.loaded_at),
-        "content_hash": format!("{:016x}", snapshot.content_hash),
+        "content_hash": snapshot.content_hash_hex(),
         "files": snapshot.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
-        "mode": if state.dry_run() { "dry-run" } else { "enforce" },
+        "mode": match mode {
+            Mode::DryRun => "dry-run",
+            Mode::Enforce => "enforce",
+        },
         "draining": draining.is_triggered(),
-        "last_reload": state.reload.last_attempt(),
-        "last_reload_error": state.reload.last_error(),
-        "upstream_credentials": state.upstream.credentials().map(|c| c.status()),
-        "cluster": state.cluster.as_ref().map(|c| c.status()),
+        "last_reload": store.reload_state().last_attempt(),
+        "last_reload_error": store.reload_state().last_error(),
+        "upstream_credentials": sources.upstream_credentials.as_ref().map(|c| c.status()),
+        "cluster": sources.cluster.as_ref().map(|c| c.status()),
     })
 }
 

@@ -1,17 +1,36 @@
-//! The decision log: one JSON line per decision (time, request id, principal, action,
-//! resource ids, resource group, decision, the statement or rule that decided, latency),
-//! to stdout, a file, or nowhere. Allows may be sampled; denials (and would-be denials,
-//! silent empties, errors) never are. Lines are written by a thread of their own so a slow
-//! disk never holds a request. An entry carries no credential: no header, no signature,
-//! no access key id, only the principal's ARN.
+//! The decision log: one JSON line per decided request (time, request id, principal,
+//! action, resource ids, resource group, decision, the statement or rule that decided,
+//! latency, and whether the client went away before the answer), to stdout, a file, or
+//! nowhere. Allows may be sampled; denials (and would-be denials, silent empties, errors)
+//! never are. An entry carries no credential: no header, no signature, no access key id,
+//! only the principal's ARN.
+//!
+//! Lines go through a bounded queue (`QUEUE_LINES`) to one writer thread, so memory is
+//! bounded whatever the sink does, and a slow sink blocks that thread, never a runtime
+//! worker. When the queue is full (the sink is slower than the traffic):
+//!
+//! * an allow is dropped and counted in `ramgate_decision_log_dropped_total` — allows are
+//!   already subject to sampling, and the request was forwarded either way;
+//! * anything else waits for room before its answer is sent: a denial is never lost,
+//!   and the callers being refused are the ones slowed, by exactly as much as the sink is.
+//!
+//! A request cancelled before its answer (its record written from `Drop`) cannot wait
+//! asynchronously: its non-allow line blocks that thread until there is room, which
+//! happens only when the queue is full as well, and is bounded by how fast the sink drains.
 
-use crate::config::Log;
+use super::metrics::{self, DroppedBecause};
+use crate::config::{DecisionSink, Log};
 use std::io::Write;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::SystemTime;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
+
+/// Lines queued for the writer at most (a few megabytes of entries).
+pub(crate) const QUEUE_LINES: usize = 4096;
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     #[serde(serialize_with = "rfc3339")]
     pub time: SystemTime,
     pub request_id: String,
@@ -22,6 +41,10 @@ pub struct Entry {
     pub decision: &'static str,
     pub reason: String,
     pub latency_us: u64,
+    /// The request ended before its answer was sent (client disconnect, HTTP/2 stream
+    /// reset, the drain's grace abort). A forwarded write may have been applied.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -33,77 +56,134 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
 }
 
 enum Message {
-    Line(Entry),
+    Line(Box<Entry>),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
-pub struct DecisionLog {
-    sender: Option<mpsc::Sender<Message>>,
+pub(crate) struct DecisionLog {
+    queue: Option<Queue>,
     allow_sample_rate: f64,
 }
 
+struct Queue {
+    sender: SyncSender<Message>,
+    /// Notified by the writer each time it takes a message off the queue.
+    room: Arc<Notify>,
+}
+
 impl DecisionLog {
-    /// Opens the sink and starts its writer thread. Lines are written by a plain thread,
-    /// not a runtime task: a slow disk then blocks that thread only, never a worker that
-    /// serves requests.
-    pub fn open(settings: &Log) -> Result<Self, String> {
-        let sink: Box<dyn Write + Send> = match settings.decisions.as_str() {
-            "off" => {
+    /// Opens the sink and starts its writer thread.
+    pub(crate) fn open(settings: &Log) -> Result<Self, String> {
+        let sink: Box<dyn Write + Send> = match &settings.decisions {
+            DecisionSink::Off => {
                 return Ok(Self {
-                    sender: None,
+                    queue: None,
                     allow_sample_rate: 0.0,
                 })
             }
-            "stdout" => Box::new(std::io::BufWriter::new(std::io::stdout())),
-            path => Box::new(std::io::BufWriter::new(
+            DecisionSink::Stdout => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            DecisionSink::File(path) => Box::new(std::io::BufWriter::new(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|e| format!("cannot open the decision log {path}: {e}"))?,
+                    .map_err(|e| format!("cannot open the decision log {}: {e}", path.display()))?,
             )),
         };
-        let (sender, receiver) = mpsc::channel(8192);
+        let (sender, receiver) = mpsc::sync_channel(QUEUE_LINES);
+        let room = Arc::new(Notify::new());
+        let writer_room = room.clone();
         std::thread::Builder::new()
             .name("decision-log".into())
-            .spawn(move || write_lines(receiver, sink))
+            .spawn(move || write_lines(receiver, sink, &writer_room))
             .map_err(|e| format!("cannot start the decision log writer: {e}"))?;
         Ok(Self {
-            sender: Some(sender),
+            queue: Some(Queue { sender, room }),
             allow_sample_rate: settings.allow_sample_rate,
         })
     }
 
-    /// Queues one line; waits (briefly) rather than dropping when the writer lags, because
-    /// denials must never be lost.
-    pub fn record(&self, entry: Entry, is_allow: bool) {
-        let Some(sender) = &self.sender else { return };
-        if is_allow && self.allow_sample_rate < 1.0 && rand_unit() >= self.allow_sample_rate {
+    /// Whether decision lines are written at all.
+    pub(crate) fn is_on(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Whether a line is to be written for this request (allows are sampled). Drawn once
+    /// per request.
+    pub(crate) fn keeps(&self, is_allow: bool) -> bool {
+        self.queue.is_some()
+            && !(is_allow && self.allow_sample_rate < 1.0 && rand_unit() >= self.allow_sample_rate)
+    }
+
+    /// Queues the line in `slot` (taking it), waiting for room unless it is an allow, which
+    /// is dropped and counted when the queue is full. Cancel-safe: while it waits, the line
+    /// stays in `slot`, for the caller to write some other way.
+    pub(crate) async fn write_waiting(&self, slot: &mut Option<Box<Entry>>, is_allow: bool) {
+        let Some(queue) = &self.queue else {
+            *slot = None;
             return;
-        }
-        if let Err(mpsc::error::TrySendError::Full(Message::Line(entry))) =
-            sender.try_send(Message::Line(entry))
-        {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let sender = sender.clone();
-                    runtime.spawn(async move {
-                        let _ = sender.send(Message::Line(entry)).await;
-                    });
+        };
+        loop {
+            // Registered before trying, so room made in between is not missed.
+            let room = queue.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let Some(entry) = slot.take() else { return };
+            match queue.sender.try_send(Message::Line(entry)) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(_)) if is_allow => {
+                    metrics::decision_log_dropped(DroppedBecause::QueueFull);
+                    return;
                 }
-                // Outside a runtime (not the proxy's case) a thread may simply wait.
-                Err(_) => {
-                    let _ = sender.blocking_send(Message::Line(entry));
+                Err(TrySendError::Full(back)) => {
+                    if let Message::Line(entry) = back {
+                        *slot = Some(entry);
+                    }
+                    room.await;
                 }
             }
         }
     }
 
-    pub async fn flush(&self) {
-        if let Some(sender) = &self.sender {
+    /// [`Self::write_waiting`] from synchronous code (a request record dropped mid-flight):
+    /// a line that is not an allow blocks this thread until there is room.
+    pub(crate) fn write_blocking(&self, entry: Box<Entry>, is_allow: bool) {
+        let Some(queue) = &self.queue else { return };
+        let sent = if is_allow {
+            queue.sender.try_send(Message::Line(entry))
+        } else {
+            queue
+                .sender
+                .send(Message::Line(entry))
+                .map_err(|e| TrySendError::Disconnected(e.0))
+        };
+        if let Err(TrySendError::Full(_)) = sent {
+            metrics::decision_log_dropped(DroppedBecause::QueueFull);
+        }
+    }
+
+    /// Waits until every line queued so far is written to the sink.
+    pub(crate) async fn flush(&self) {
+        if let Some(queue) = &self.queue {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            if sender.send(Message::Flush(tx)).await.is_ok() {
-                let _ = rx.await;
+            queue.send_waiting(Message::Flush(tx)).await;
+            let _ = rx.await;
+        }
+    }
+}
+
+impl Queue {
+    async fn send_waiting(&self, mut message: Message) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.sender.try_send(message) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(back)) => {
+                    message = back;
+                    room.await;
+                }
             }
         }
     }
@@ -115,26 +195,45 @@ fn rand_unit() -> f64 {
     bits as f64 / (1u64 << 53) as f64
 }
 
-fn write_lines(mut receiver: mpsc::Receiver<Message>, mut sink: Box<dyn Write + Send>) {
-    while let Some(message) = receiver.blocking_recv() {
-        match message {
-            Message::Line(entry) => {
-                if let Ok(mut line) = serde_json::to_vec(&entry) {
-                    line.push(b'\n');
-                    let _ = sink.write_all(&line);
-                }
-                // Buffered while lines queue up, written out as soon as the queue is empty.
-                if receiver.is_empty() {
-                    let _ = sink.flush();
+/// The writer thread: lines are buffered while more are queued, and written out as soon as
+/// the queue is empty. A sink that fails loses lines: each is counted, and the first
+/// failure of a run is logged.
+fn write_lines(receiver: mpsc::Receiver<Message>, mut sink: Box<dyn Write + Send>, room: &Notify) {
+    let mut failing = false;
+    let mut outcome = |result: std::io::Result<()>| match result {
+        Ok(()) => failing = false,
+        Err(e) => {
+            metrics::decision_log_dropped(DroppedBecause::WriteFailed);
+            if !failing {
+                tracing::error!("the decision log cannot be written: {e}");
+            }
+            failing = true;
+        }
+    };
+    while let Ok(first) = receiver.recv() {
+        let mut next = Some(first);
+        while let Some(message) = next {
+            room.notify_waiters();
+            match message {
+                Message::Line(entry) => outcome(write_line(&mut sink, &entry)),
+                Message::Flush(done) => {
+                    outcome(sink.flush());
+                    let _ = done.send(());
                 }
             }
-            Message::Flush(done) => {
-                let _ = sink.flush();
-                let _ = done.send(());
-            }
+            next = receiver.try_recv().ok();
+        }
+        if let Err(e) = sink.flush() {
+            tracing::debug!("the decision log cannot be flushed: {e}");
         }
     }
     let _ = sink.flush();
+}
+
+fn write_line(sink: &mut impl Write, entry: &Entry) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    sink.write_all(&line)
 }
 
 #[cfg(test)]
@@ -152,6 +251,14 @@ mod tests {
             decision,
             reason: "statement 0 of eci-tag-liumi-test".into(),
             latency_us: 12,
+            cancelled: false,
+        }
+    }
+
+    async fn write(log: &DecisionLog, entry: Entry, is_allow: bool) {
+        if log.keeps(is_allow) {
+            log.write_waiting(&mut Some(Box::new(entry)), is_allow)
+                .await;
         }
     }
 
@@ -168,15 +275,15 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("decisions.log");
         let log = DecisionLog::open(&Log {
-            decisions: path.display().to_string(),
+            decisions: DecisionSink::File(path.clone()),
             allow_sample_rate: 0.0,
         })
         .unwrap();
         for _ in 0..20 {
-            log.record(entry("allow"), true);
+            write(&log, entry("allow"), true).await;
         }
-        log.record(entry("deny"), false);
-        log.record(entry("silent_empty"), false);
+        write(&log, entry("deny"), false).await;
+        write(&log, entry("silent_empty"), false).await;
         log.flush().await;
         let got = lines(&path);
         let decisions: Vec<&str> = got
@@ -196,12 +303,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("decisions.log");
         let log = DecisionLog::open(&Log {
-            decisions: path.display().to_string(),
+            decisions: DecisionSink::File(path.clone()),
             allow_sample_rate: 1.0,
         })
         .unwrap();
         for _ in 0..100 {
-            log.record(entry("allow"), true);
+            write(&log, entry("allow"), true).await;
         }
         log.flush().await;
         assert_eq!(lines(&path).len(), 100);

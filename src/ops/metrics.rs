@@ -2,7 +2,7 @@
 //! are bounded: actions come from the catalogue (else `other`), decisions, cache results
 //! and reload results from fixed sets; never an id, a principal or a tag.
 //!
-//! [`NAMES`] lists every metric ramgate exports; [`register`] creates each of them (at zero)
+//! [`NAMES`] lists every metric ramgate exports; `register` creates each of them (at zero)
 //! as soon as the recorder is installed, so that a dashboard or an alert finds every series
 //! from the first scrape instead of "no data" until the first event (a TLS handshake failure
 //! or a failed reload may never happen). A unit test checks the list against what the
@@ -10,7 +10,7 @@
 //! the list.
 //!
 //! The series every proxied request records are looked up once, when ramgate's recorder
-//! is installed ([`bind`]), and kept as handles: looking one up through the macros hashes
+//! is installed (`bind`), and kept as handles: looking one up through the macros hashes
 //! its name and labels and searches the recorder's registry each time, which cost about
 //! 4,900 instructions of a cached single-resource call (of ~106,000).
 
@@ -35,6 +35,7 @@ pub const GENERATION: &str = "ramgate_policy_generation";
 pub const LAST_RELOAD_SUCCESS: &str = "ramgate_policy_last_reload_success_timestamp_seconds";
 pub const INFLIGHT: &str = "ramgate_inflight_requests";
 pub const TLS_HANDSHAKE_FAILURES: &str = "ramgate_tls_handshake_failures_total";
+pub const DECISION_LOG_DROPPED: &str = "ramgate_decision_log_dropped_total";
 pub const CREDENTIAL_REFRESHES: &str = "ramgate_upstream_credential_refreshes_total";
 pub const UPSTREAM_AUTH_FAILURES: &str = "ramgate_upstream_auth_failures_total";
 
@@ -67,6 +68,7 @@ pub const NAMES: &[&str] = &[
     LAST_RELOAD_SUCCESS,
     INFLIGHT,
     TLS_HANDSHAKE_FAILURES,
+    DECISION_LOG_DROPPED,
     CREDENTIAL_REFRESHES,
     UPSTREAM_AUTH_FAILURES,
     CLUSTER_CONNECTED,
@@ -94,7 +96,7 @@ pub const BUCKETS: &[f64] = &[
 /// The exporter as ramgate configures it: every `*_seconds` histogram gets [`BUCKETS`].
 /// The matcher cannot fail on a non-empty bucket list; should it ever, the default
 /// (summary) rendering is better than no metrics at all.
-pub fn builder() -> PrometheusBuilder {
+pub(crate) fn builder() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
         .unwrap_or_else(|_| PrometheusBuilder::new())
@@ -102,7 +104,7 @@ pub fn builder() -> PrometheusBuilder {
 
 /// Describes every metric and creates each series whose labels are known in advance, at
 /// zero. Call once the recorder is installed (metrics recorded before are lost).
-pub fn register() {
+pub(crate) fn register() {
     describe_counter!(
         REQUESTS,
         "Requests answered, by ECI action (else other) and decision"
@@ -133,6 +135,10 @@ pub fn register() {
     );
     describe_gauge!(INFLIGHT, "Requests being served by the proxy");
     describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed");
+    describe_counter!(
+        DECISION_LOG_DROPPED,
+        "Decision-log lines lost, by reason: queue_full (allows only: the sink lagged) or write_failed (the sink refused the line)"
+    );
     describe_counter!(
         CREDENTIAL_REFRESHES,
         "Refreshes of ramgate's own temporary Alibaba Cloud credential, by source and result"
@@ -170,6 +176,9 @@ pub fn register() {
     }
     counter!(METADATA_LOOKUP_ERRORS).increment(0);
     counter!(TLS_HANDSHAKE_FAILURES).increment(0);
+    for reason in [DroppedBecause::QueueFull, DroppedBecause::WriteFailed] {
+        counter!(DECISION_LOG_DROPPED, "reason" => reason.as_str()).increment(0);
+    }
     for source in REFRESHING_SOURCES {
         for result in ["success", "error"] {
             counter!(CREDENTIAL_REFRESHES, "source" => *source, "result" => result).increment(0);
@@ -209,8 +218,8 @@ static BOUND: OnceLock<Bound> = OnceLock::new();
 
 /// Binds the per-request handles to the process-wide recorder. Call once ramgate's
 /// recorder is installed (a handle taken before would stay bound to the no-op recorder);
-/// until then, and if never, every metric is looked up through the macros as before.
-pub fn bind() {
+/// until then, and if never, every metric is looked up through the macros.
+pub(crate) fn bind() {
     BOUND.get_or_init(|| Bound {
         request_duration: histogram!(REQUEST_DURATION),
         decision_duration: histogram!(DECISION_DURATION),
@@ -258,7 +267,7 @@ impl Bound {
             .zip(column)
             .and_then(|(row, column)| self.requests.get(row)?.get(column));
         // Actions come from the catalogue (else `other`) and decisions from a fixed set: a
-        // label this table does not know cannot happen, and would be looked up as before.
+        // label this table does not know cannot happen, and would be looked up by name.
         match cell {
             Some(cell) => Cow::Borrowed(cell.get_or_init(|| requests_counter(action, decision))),
             None => Cow::Owned(requests_counter(action, decision)),
@@ -266,7 +275,7 @@ impl Bound {
     }
 }
 
-pub fn request(action: &'static str, decision: &'static str, elapsed: Duration) {
+pub(crate) fn request(action: &'static str, decision: &'static str, elapsed: Duration) {
     match BOUND.get() {
         Some(bound) => bound.requests(action, decision),
         None => Cow::Owned(requests_counter(action, decision)),
@@ -275,25 +284,25 @@ pub fn request(action: &'static str, decision: &'static str, elapsed: Duration) 
     series(|b| &b.request_duration, || histogram!(REQUEST_DURATION)).record(elapsed.as_secs_f64());
 }
 
-pub fn decision(elapsed: Duration) {
+pub(crate) fn decision(elapsed: Duration) {
     series(|b| &b.decision_duration, || histogram!(DECISION_DURATION))
         .record(elapsed.as_secs_f64());
 }
 
-pub fn upstream(elapsed: Duration) {
+pub(crate) fn upstream(elapsed: Duration) {
     series(|b| &b.upstream_duration, || histogram!(UPSTREAM_DURATION))
         .record(elapsed.as_secs_f64());
 }
 
-pub fn metadata_lookup(elapsed: Duration) {
+pub(crate) fn metadata_lookup(elapsed: Duration) {
     histogram!(METADATA_LOOKUP_DURATION).record(elapsed.as_secs_f64());
 }
 
-pub fn metadata_lookup_failed() {
+pub(crate) fn metadata_lookup_failed() {
     counter!(METADATA_LOOKUP_ERRORS).increment(1);
 }
 
-pub fn cache(hits: u32, negative_hits: u32, misses: u32) {
+pub(crate) fn cache(hits: u32, negative_hits: u32, misses: u32) {
     for (i, (result, n)) in [
         ("hit", hits),
         ("negative_hit", negative_hits),
@@ -308,13 +317,13 @@ pub fn cache(hits: u32, negative_hits: u32, misses: u32) {
     }
 }
 
-pub fn inflight(delta: f64) {
+pub(crate) fn inflight(delta: f64) {
     series(|b| &b.inflight, || gauge!(INFLIGHT)).increment(delta);
 }
 
 /// A reload attempt: counted by result; a success also sets the generation in use and the
 /// time of the last successful load.
-pub fn reload(success: bool, generation: u64) {
+pub(crate) fn reload(success: bool, generation: u64) {
     let result = if success { "success" } else { "error" };
     counter!(RELOADS, "result" => result).increment(1);
     if success {
@@ -324,7 +333,7 @@ pub fn reload(success: bool, generation: u64) {
 
 /// A snapshot is in use (the first one at start-up, which is not a reload, or a reloaded
 /// one): its generation and when it was loaded.
-pub fn snapshot_loaded(generation: u64, loaded_at: SystemTime) {
+pub(crate) fn snapshot_loaded(generation: u64, loaded_at: SystemTime) {
     gauge!(GENERATION).set(generation as f64);
     let unix = loaded_at
         .duration_since(std::time::UNIX_EPOCH)
@@ -332,18 +341,40 @@ pub fn snapshot_loaded(generation: u64, loaded_at: SystemTime) {
     gauge!(LAST_RELOAD_SUCCESS).set(unix.as_secs_f64());
 }
 
+/// Why a decision-log line was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DroppedBecause {
+    /// An allow found the queue full.
+    QueueFull,
+    /// The sink failed to take the line.
+    WriteFailed,
+}
+
+impl DroppedBecause {
+    fn as_str(self) -> &'static str {
+        match self {
+            DroppedBecause::QueueFull => "queue_full",
+            DroppedBecause::WriteFailed => "write_failed",
+        }
+    }
+}
+
+pub(crate) fn decision_log_dropped(because: DroppedBecause) {
+    counter!(DECISION_LOG_DROPPED, "reason" => because.as_str()).increment(1);
+}
+
 /// A refresh of the upstream credential from `source` (one of [`REFRESHING_SOURCES`]).
-pub fn credential_refresh(source: &'static str, success: bool) {
+pub(crate) fn credential_refresh(source: &'static str, success: bool) {
     let result = if success { "success" } else { "error" };
     counter!(CREDENTIAL_REFRESHES, "source" => source, "result" => result).increment(1);
 }
 
 /// An upstream answer that rejected ramgate's credential (`code` from [`AUTH_FAILURE_CODES`]).
-pub fn upstream_auth_failure(code: &'static str) {
+pub(crate) fn upstream_auth_failure(code: &'static str) {
     counter!(UPSTREAM_AUTH_FAILURES, "code" => code).increment(1);
 }
 
-pub fn tls_handshake_failed() {
+pub(crate) fn tls_handshake_failed() {
     counter!(TLS_HANDSHAKE_FAILURES).increment(1);
 }
 

@@ -16,9 +16,9 @@
 //! about a tenth of a core, for nothing. A change those keep (an edit within one clock tick
 //! that keeps the size) is still seen by the watcher.
 
+use super::store::PolicyStore;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::net::Shutdown;
-use crate::proxy::State;
 use crate::snapshot::{read_sources, Snapshot};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
@@ -84,8 +84,8 @@ pub struct Attempt {
     pub outcome: Outcome,
 }
 
-/// Reload bookkeeping, kept in [`State`]. Requests never touch it: they read the snapshot
-/// only.
+/// Reload bookkeeping, kept in the [`PolicyStore`]. Requests never touch it: they read the
+/// snapshot only.
 #[derive(Debug, Default)]
 pub struct ReloadState {
     /// Held for a whole reload, so that two triggers never load at once (which could
@@ -148,9 +148,9 @@ impl ReloadState {
 /// Reloads now, unless (for any trigger but `SIGHUP`) the directory reads exactly as the
 /// last attempt found it, or (for the periodic check) its files' stamps are unchanged.
 /// Blocking: file reads and policy compilation.
-pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
-    let dir = &state.config.policy.dir;
-    let mut last = lock(&state.reload.serial);
+pub fn reload_now(store: &PolicyStore, trigger: Trigger) -> Outcome {
+    let dir = store.dir();
+    let mut last = lock(&store.reload.serial);
     // Taken before reading: a file changed after this is seen by the next check.
     let stamp = stamp(dir);
     if trigger == Trigger::Poll && last.stamp == Some(stamp) {
@@ -166,7 +166,7 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
         return Outcome::Unchanged;
     }
     last.content = Some(fingerprint);
-    let outcome = build_and_swap(state, trigger, read);
+    let outcome = build_and_swap(store, trigger, read);
     // The build's scratch (and the replaced snapshot, unless a request still holds it) is
     // free now: give it back rather than keep the load's peak resident.
     crate::ops::memory::release_free_heap();
@@ -176,18 +176,16 @@ pub fn reload_now(state: &State, trigger: Trigger) -> Outcome {
 /// Builds a snapshot from what was read and swaps it in if it differs from the current
 /// one; records and counts the attempt.
 fn build_and_swap(
-    state: &State,
+    store: &PolicyStore,
     trigger: Trigger,
     read: Result<Vec<(PathBuf, String)>, Diagnostics>,
 ) -> Outcome {
     let forced = trigger == Trigger::Signal;
-    let current = state.snapshot.load_full();
-    let built = read.and_then(|sources| {
-        Snapshot::build(&state.config.policy.dir, state.config.account(), sources)
-    });
+    let current = store.current();
+    let built = read.and_then(|sources| Snapshot::build(store.dir(), store.account(), sources));
     let outcome = match built {
         Ok(mut next) => {
-            let had_error = lock(&state.reload.status).last_error.take().is_some();
+            let had_error = lock(&store.reload.status).last_error.take().is_some();
             if next.content_hash == current.content_hash && next.files == current.files {
                 // Nothing to swap. Counted only when asked for, or when it ends an error
                 // (the directory was broken and is back as it was): both are reloads an
@@ -208,7 +206,7 @@ fn build_and_swap(
                 next.generation = current.generation + 1;
                 let generation = next.generation;
                 let files = next.files.len();
-                state.snapshot.store(Arc::new(next));
+                store.swap(next);
                 tracing::info!(generation, files, ?trigger, "policy snapshot reloaded");
                 Outcome::Swapped(generation)
             }
@@ -223,11 +221,11 @@ fn build_and_swap(
                 message: problems.to_string(),
                 problems: problems.0.iter().map(problem).collect(),
             };
-            lock(&state.reload.status).last_error = Some(error);
+            lock(&store.reload.status).last_error = Some(error);
             Outcome::Failed
         }
     };
-    lock(&state.reload.status).last_attempt = Some(Attempt {
+    lock(&store.reload.status).last_attempt = Some(Attempt {
         at: SystemTime::now(),
         trigger,
         outcome,
@@ -322,8 +320,8 @@ fn rfc3339_ser<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::E
 /// periodic check, and `SIGHUP`. The watch and the signal handler are in place when this
 /// returns, so a change or a `SIGHUP` right after start-up is not missed (an unhandled
 /// `SIGHUP` would end the process). Must be called inside a tokio runtime.
-pub fn spawn(state: Arc<State>, shutdown: Shutdown) {
-    let dir = state.config.policy.dir.clone();
+pub fn spawn(store: Arc<PolicyStore>, shutdown: Shutdown) {
+    let dir = store.dir().to_owned();
     let kick = Arc::new(Notify::new());
     let mut watcher = crate::ops::watch::watch(&dir, kick.clone());
     let mut hangup = Hangup::new();
@@ -343,7 +341,7 @@ pub fn spawn(state: Arc<State>, shutdown: Shutdown) {
                     Trigger::Signal
                 }
             };
-            let reloading = state.clone();
+            let reloading = store.clone();
             let outcome = tokio::task::spawn_blocking(move || reload_now(&reloading, trigger))
                 .await
                 .unwrap_or(Outcome::Failed);
@@ -393,7 +391,7 @@ impl Hangup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::snapshot::Account;
     use std::path::Path;
 
     const PRINCIPALS: &str = r#"
@@ -421,41 +419,38 @@ attach = [{ policy = "AliyunECIContainerGroupRolePolicy" }]
         )
     }
 
-    /// A state over a fresh policy directory (no upstream is ever called).
-    fn state(tmp: &Path) -> Arc<State> {
+    /// A store over a fresh policy directory.
+    fn store(tmp: &Path) -> Arc<PolicyStore> {
         let dir = tmp.join("policies");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("principals.toml"), PRINCIPALS).unwrap();
         std::fs::write(dir.join("tagged.json"), policy("test")).unwrap();
-        let path = tmp.join("ramgate.toml");
-        let toml = format!(
-            "account_id = \"1234567890123456\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n\
-             [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n",
-            dir.display()
-        );
-        std::fs::write(&path, toml).unwrap();
-        State::new(Config::load(&path).unwrap()).unwrap()
+        let account = Account {
+            id: "1234567890123456".into(),
+            region: "cn-hangzhou".into(),
+        };
+        Arc::new(PolicyStore::open(&dir, account).unwrap())
     }
 
-    fn write(state: &State, name: &str, content: &str) {
-        std::fs::write(state.config.policy.dir.join(name), content).unwrap();
+    fn write(store: &PolicyStore, name: &str, content: &str) {
+        std::fs::write(store.dir().join(name), content).unwrap();
     }
 
     #[tokio::test]
     async fn a_change_is_swapped_in_once_with_the_next_generation() {
         let tmp = tempfile::tempdir().unwrap();
-        let state = state(tmp.path());
-        assert_eq!(state.snapshot.load().generation, 1);
+        let store = store(tmp.path());
+        assert_eq!(store.current().generation, 1);
         // The first look finds what is in use.
-        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
-        write(&state, "tagged.json", &policy("prod"));
-        assert_eq!(reload_now(&state, Trigger::Watch), Outcome::Swapped(2));
+        assert_eq!(reload_now(&store, Trigger::Poll), Outcome::Unchanged);
+        write(&store, "tagged.json", &policy("prod"));
+        assert_eq!(reload_now(&store, Trigger::Watch), Outcome::Swapped(2));
         // The periodic check then sees the same change: nothing more happens.
-        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
-        assert_eq!(state.snapshot.load().generation, 2);
-        assert!(state.reload.last_error().is_none());
+        assert_eq!(reload_now(&store, Trigger::Poll), Outcome::Unchanged);
+        assert_eq!(store.current().generation, 2);
+        assert!(store.reload.last_error().is_none());
         assert_eq!(
-            state.reload.last_attempt().map(|a| a.outcome),
+            store.reload.last_attempt().map(|a| a.outcome),
             Some(Outcome::Swapped(2))
         );
     }
@@ -463,11 +458,11 @@ attach = [{ policy = "AliyunECIContainerGroupRolePolicy" }]
     #[tokio::test]
     async fn the_periodic_check_reloads_what_the_watcher_missed() {
         let tmp = tempfile::tempdir().unwrap();
-        let state = state(tmp.path());
+        let store = store(tmp.path());
         // A change no event announced: only the periodic check can find it.
-        write(&state, "tagged.json", &policy("production"));
-        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Swapped(2));
-        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
+        write(&store, "tagged.json", &policy("production"));
+        assert_eq!(reload_now(&store, Trigger::Poll), Outcome::Swapped(2));
+        assert_eq!(reload_now(&store, Trigger::Poll), Outcome::Unchanged);
     }
 
     #[test]
@@ -502,16 +497,16 @@ attach = [{ policy = "AliyunECIContainerGroupRolePolicy" }]
     #[tokio::test]
     async fn a_broken_directory_changes_nothing_and_is_reported_with_its_position() {
         let tmp = tempfile::tempdir().unwrap();
-        let state = state(tmp.path());
-        let before = state.snapshot.load_full();
+        let store = store(tmp.path());
+        let before = store.current();
         write(
-            &state,
+            &store,
             "tagged.json",
             "{\"Version\":\"1\",\n \"Statement\":[{\"Effect\":\"Allow\"]}\n",
         );
-        assert_eq!(reload_now(&state, Trigger::Watch), Outcome::Failed);
-        assert!(Arc::ptr_eq(&before, &state.snapshot.load_full()));
-        let error = state.reload.last_error().expect("the error is kept");
+        assert_eq!(reload_now(&store, Trigger::Watch), Outcome::Failed);
+        assert!(Arc::ptr_eq(&before, &store.current()));
+        let error = store.reload.last_error().expect("the error is kept");
         assert_eq!(error.trigger, Trigger::Watch);
         let p = &error.problems[0];
         assert!(p.file.ends_with("tagged.json"), "{p:?}");
@@ -524,30 +519,30 @@ attach = [{ policy = "AliyunECIContainerGroupRolePolicy" }]
         );
 
         // Seen again by another trigger: not reloaded (nor logged, nor counted) again.
-        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
+        assert_eq!(reload_now(&store, Trigger::Poll), Outcome::Unchanged);
         // SIGHUP always reloads.
-        assert_eq!(reload_now(&state, Trigger::Signal), Outcome::Failed);
+        assert_eq!(reload_now(&store, Trigger::Signal), Outcome::Failed);
         assert_eq!(
-            state.reload.last_error().map(|e| e.trigger),
+            store.reload.last_error().map(|e| e.trigger),
             Some(Trigger::Signal)
         );
 
         // Put back as it was: valid again, nothing to swap, and the error is over.
-        write(&state, "tagged.json", &policy("test"));
-        assert_eq!(reload_now(&state, Trigger::Watch), Outcome::Unchanged);
-        assert!(state.reload.last_error().is_none());
-        assert_eq!(state.snapshot.load().generation, 1);
+        write(&store, "tagged.json", &policy("test"));
+        assert_eq!(reload_now(&store, Trigger::Watch), Outcome::Unchanged);
+        assert!(store.reload.last_error().is_none());
+        assert_eq!(store.current().generation, 1);
     }
 
     #[tokio::test]
     async fn sighup_on_an_unchanged_directory_keeps_the_generation() {
         let tmp = tempfile::tempdir().unwrap();
-        let state = state(tmp.path());
-        assert_eq!(reload_now(&state, Trigger::Signal), Outcome::Unchanged);
-        assert_eq!(reload_now(&state, Trigger::Signal), Outcome::Unchanged);
-        assert_eq!(state.snapshot.load().generation, 1);
+        let store = store(tmp.path());
+        assert_eq!(reload_now(&store, Trigger::Signal), Outcome::Unchanged);
+        assert_eq!(reload_now(&store, Trigger::Signal), Outcome::Unchanged);
+        assert_eq!(store.current().generation, 1);
         assert_eq!(
-            state.reload.last_attempt().map(|a| a.trigger),
+            store.reload.last_attempt().map(|a| a.trigger),
             Some(Trigger::Signal)
         );
     }
@@ -555,16 +550,16 @@ attach = [{ policy = "AliyunECIContainerGroupRolePolicy" }]
     #[tokio::test]
     async fn a_missing_directory_is_an_error_reported_once() {
         let tmp = tempfile::tempdir().unwrap();
-        let state = state(tmp.path());
-        std::fs::rename(&state.config.policy.dir, tmp.path().join("gone")).unwrap();
-        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Failed);
-        assert_eq!(reload_now(&state, Trigger::Poll), Outcome::Unchanged);
-        let error = state.reload.last_error().unwrap();
+        let store = store(tmp.path());
+        std::fs::rename(store.dir(), tmp.path().join("gone")).unwrap();
+        assert_eq!(reload_now(&store, Trigger::Poll), Outcome::Failed);
+        assert_eq!(reload_now(&store, Trigger::Poll), Outcome::Unchanged);
+        let error = store.reload.last_error().unwrap();
         assert!(
             error.message.contains("cannot read the policy directory"),
             "{}",
             error.message
         );
-        assert_eq!(state.snapshot.load().generation, 1);
+        assert_eq!(store.current().generation, 1);
     }
 }

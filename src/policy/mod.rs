@@ -124,9 +124,3 @@ pub struct Policy {
     pub file: Option<Arc<std::path::Path>>,
     pub statements: Vec<Statement>,
 }
-
-impl Policy {
-    pub fn is_builtin(&self) -> bool {
-        self.file.is_none()
-    }
-}

@@ -1,144 +1,122 @@
-//! One request, start to finish: body limit → parse (400/404/413) → identity (401; a
-//! signed request's nonce claimed in the nonce store, 503 when a shared store cannot be
-//! asked) → quota (400 `Throttling.User`) → metadata (503) → decision (403, or a silent
-//! empty list) → forward (502/504; writes publish their ids to the other replicas) → filter.
-//! Every failure returns before anything is forwarded.
+//! One request, start to finish, as a chain of typed stages (SPEC §1's data flow):
+//!
+//! parse (400/404/413; the body within `header_read_timeout_ms`, `RegionId` the configured
+//! region) → identify (401; a signed request's nonce claimed in the nonce store after its
+//! signature verifies, 503 when a shared store cannot be asked) → quota (400
+//! `Throttling.User`) → look up (503) → decide → enforce (403, a silent empty list, or
+//! dry-run's forward) → forward (502/504; writes publish their ids to the other replicas)
+//! → filter (502).
+//!
+//! Each stage returns its own error type; [`ApiError`] wraps them and `response.rs` alone
+//! turns them into statuses. Every failure returns before anything is forwarded. The
+//! [`RequestRecord`] is created first and writes the metrics and the decision-log line
+//! however the request ends.
 
-use super::outcome::Outcome;
+use super::record::RequestRecord;
 use super::State;
 use crate::catalogue::Kind;
-use crate::decision::{self, Authorizer, Caller, Plan};
-use crate::identity::{self, Peer};
+use crate::config::Mode;
+use crate::decision::{self, Authorizer, Caller, Denied, Plan, Visibility};
+use crate::identity::{self, IdentityError, Peer};
+use crate::metadata::{LookupError, MetadataClient};
 use crate::model::ContainerGroupMeta;
 use crate::net::body::{read_bounded, BodyError};
-use crate::ops::decision_log::Entry;
 use crate::ops::metrics;
 use crate::principals::PrincipalKind;
-use crate::request::{self, CanonicalRequest};
+use crate::request::{self, CanonicalRequest, ParsedRequest};
 use crate::response::{self, ApiError, Body, DeniedPrincipal};
 use crate::snapshot::Snapshot;
 use crate::upstream::UpstreamResponse;
-use crate::{filter, metadata::MetadataClient};
+use crate::{filter, ops::store::PolicyStore};
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::request::Parts;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// Serves one request; never fails (errors become Alibaba-shaped responses).
-pub async fn handle(state: Arc<State>, peer: Peer, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    metrics::inflight(1.0);
-    let request_id = request_id();
-    let mut facts = Facts {
-        logged: logs_decisions(&state),
-        ..Facts::default()
-    };
-    let response = match process(&state, &peer, req, &request_id, &mut facts).await {
+pub(crate) async fn handle(
+    state: Arc<State>,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let mut record = RequestRecord::start(&state.decision_log, state.wants_decision_words());
+    let response = match chain(&state, &peer, req, &mut record).await {
         Ok(response) => response,
-        Err(error) => {
-            if facts.outcome.is_none() {
-                facts.outcome = Some(Outcome::Error);
-            }
-            if facts.logged && facts.reason.is_empty() {
-                facts.reason = error.to_string();
-            }
-            error.into_response(&request_id)
-        }
+        Err(error) => record.refused(error),
     };
-    let elapsed = started.elapsed();
-    let outcome = facts.outcome.unwrap_or(Outcome::Error);
-    metrics::request(facts.action_label, outcome.as_str(), elapsed);
-    if let Some(entry) = facts.log_entry(&request_id, outcome, elapsed) {
-        state.decision_log.record(entry, outcome == Outcome::Allow);
-    }
-    metrics::inflight(-1.0);
+    record.finish().await;
     response
 }
 
-/// Whether anything will read a request's decision words: the decision log, or dry-run's
-/// "would have denied" line. When neither does (`[log] decisions = "off"` in enforce mode),
-/// the proxy skips describing the decision and copying the ids, group and principal for the
-/// log line: the profile of a cached single-resource call showed these at about a tenth of
-/// the proxy's own instructions.
-fn logs_decisions(state: &State) -> bool {
-    state.config.log.decisions != "off" || state.dry_run()
-}
-
-/// A fresh request id, shaped like a v4 UUID. Request ids must be unique, not secret: a
-/// per-thread splitmix64 sequence, seeded once per thread from the operating system,
-/// spares the `getrandom` system call that `Uuid::new_v4` makes on every request.
-fn request_id() -> String {
-    use std::cell::Cell;
-    thread_local! {
-        static NEXT: Cell<u64> = Cell::new(u64::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default(),
-        ));
-    }
-    fn mix(mut z: u64) -> u64 {
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    let state = NEXT.with(|next| {
-        let state = next.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        next.set(state);
-        state
-    });
-    // `mix` is a bijection, so one thread never repeats an id within 2^64 requests.
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&mix(state).to_le_bytes());
-    bytes[8..].copy_from_slice(&mix(state ^ 0x6a09_e667_f3bc_c909).to_le_bytes());
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
-}
-
-/// What the decision log and metrics learn as the request goes.
-#[derive(Default)]
-struct Facts {
-    action_label: &'static str,
-    outcome: Option<Outcome>,
-    /// Whether the decision words and log fields below are wanted ([`logs_decisions`]).
-    logged: bool,
-    principal: Option<String>,
-    ids: Vec<String>,
-    group: Option<String>,
-    reason: String,
-    decided: bool,
-}
-
-impl Facts {
-    fn log_entry(
-        &self,
-        request_id: &str,
-        outcome: Outcome,
-        elapsed: std::time::Duration,
-    ) -> Option<Entry> {
-        (self.decided && self.logged).then(|| Entry {
-            time: SystemTime::now(),
-            request_id: request_id.to_owned(),
-            principal: self.principal.clone().unwrap_or_default(),
-            action: self.action_label,
-            resource_ids: self.ids.clone(),
-            resource_group: self.group.clone(),
-            decision: outcome.as_str(),
-            reason: self.reason.clone(),
-            latency_us: elapsed.as_micros() as u64,
-        })
-    }
-}
-
-async fn process(
+/// The stages in order; the first to fail ends the request.
+async fn chain(
     state: &State,
     peer: &Peer,
     req: Request<Incoming>,
-    request_id: &str,
-    facts: &mut Facts,
+    record: &mut RequestRecord<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    facts.action_label = "other";
+    let (parts, request) = parse(state, req).await?;
+    record.parsed(request.canonical.action.name);
+    let snapshot = Held::current(&state.policies);
+    request.canonical.check_region(&snapshot.account.region)?;
+    let caller = identify(state, &snapshot, peer, &parts, &request).await?;
+    record.identified(&caller.arn, &request.canonical);
+    quota(state, &snapshot, &caller, &request.canonical, record).await?;
+    let metas = look_up(&state.metadata, &request.canonical.ids).await?;
+    let plan = decide(&snapshot, &caller, &request.canonical, &metas);
+    record.decided(&snapshot, &plan, state.config.mode);
+    let forwarded = match enforce(state, &snapshot, &caller, plan, request.canonical, record)? {
+        Enforced::Forward(forwarded) => forwarded,
+        Enforced::Answer(answer) => return Ok(answer),
+    };
+    let rid = record.request_id();
+    let answer = forward(
+        state,
+        peer,
+        &parts.headers,
+        &caller,
+        &forwarded.request,
+        rid,
+    )
+    .await?;
+    let body = filter(state, &snapshot, &caller, &forwarded, &answer).await?;
+    Ok(response::forwarded(
+        answer.status,
+        answer.content_type,
+        body,
+        rid,
+    ))
+}
+
+/// The caller as every later stage needs it.
+struct Identified {
+    caller: Caller,
+    principal_kind: PrincipalKind,
+    /// Forwarded as `x-ramgate-principal`, and logged.
+    arn: String,
+}
+
+/// What [`enforce`] lets through.
+enum Enforced {
+    /// Sent to the backend.
+    Forward(Forwarded),
+    /// Answered here (a silent empty list).
+    Answer(Response<Body>),
+}
+
+struct Forwarded {
+    /// Exactly what was authorized (in dry-run: what the caller sent).
+    request: CanonicalRequest,
+    /// The per-item check of a list answer (never in dry-run).
+    filter: Option<Visibility>,
+}
+
+/// Parse: the body read within `max_body_bytes`, then both wire dialects into one
+/// canonical request.
+async fn parse(state: &State, req: Request<Incoming>) -> Result<(Parts, ParsedRequest), ApiError> {
     let (parts, body) = req.into_parts();
     let limit = state.config.listen.max_body_bytes;
     let declared = parts
@@ -158,156 +136,210 @@ async fn process(
             e => ApiError::Request(request::RequestError::Malformed(e.to_string())),
         })?;
     let parsed = request::parse(&parts.method, &parts.uri, &parts.headers, &body)?;
-    facts.action_label = parsed.canonical.action.name;
-    // One snapshot for the whole request: a reload in the middle cannot mix two policy sets.
-    let snapshot = Held(Some(state.snapshot.load_full()));
-    parsed.canonical.check_region(&snapshot.account.region)?;
+    Ok((parts, parsed))
+}
+
+/// Identify: exactly one principal, from a signature, the trusted header or the client
+/// certificate. A signed request's nonce is claimed last, once its signature verified, in
+/// the nonce store (shared by the replicas with `[cluster]`).
+async fn identify(
+    state: &State,
+    snapshot: &Snapshot,
+    peer: &Peer,
+    parts: &Parts,
+    request: &ParsedRequest,
+) -> Result<Identified, IdentityError> {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let (identity, unclaimed) = identity::resolve_unclaimed(
-        &snapshot,
+        snapshot,
         &state.config.identity,
         peer,
         &parts.headers,
-        &parsed,
+        request,
         now.as_secs() as i64,
     )?;
     if let Some(verified) = unclaimed {
         let seen = state.nonces.claim(&verified, now.as_secs() as i64).await?;
         verified.settle(seen)?;
     }
-    let arn = snapshot
-        .directory
-        .arn(&snapshot.account.id, identity.principal);
-    let mut canonical = parsed.canonical;
-    if facts.logged {
-        facts.principal = Some(arn.clone());
-        facts.ids = canonical.ids.clone();
-        facts.group = canonical.resource_group.clone();
-    }
-    quota(
-        state,
-        &snapshot,
-        identity.principal,
-        canonical.action.name,
-        request_id,
-        facts,
-    )
-    .await?;
-
-    let metas = lookup(&state.metadata, &canonical.ids).await?;
-    let meta_refs: Vec<Option<&ContainerGroupMeta>> = metas.iter().map(|m| m.as_deref()).collect();
-    let caller = Caller {
-        principal: identity.principal,
-        source_ip: Some(identity.source_ip),
-        secure_transport: peer.secure,
-        now_unix_nanos: now.as_nanos() as i128,
-    };
-    let auth = Authorizer::new(&snapshot, caller);
-    let original = state.dry_run().then(|| canonical.clone());
-    let decided_at = Instant::now();
-    let plan = decision::plan(&auth, &mut canonical, &meta_refs);
-    metrics::decision(decided_at.elapsed());
-    facts.decided = true;
-    if facts.logged {
-        facts.reason = match &plan {
-            Plan::Forward { decision, .. } | Plan::Deny(decision) => {
-                decision.reason.describe(&snapshot, decision.allowed)
-            }
-            Plan::SilentEmpty(reason) => reason.describe(&snapshot, false),
-            Plan::ServiceRoleNotAuthorized => {
-                "denied: the ECI service role is not authorized".into()
-            }
-            Plan::ResourceGroupImmutable => {
-                "refused: the request would change a resource group".into()
-            }
-        };
-        if canonical.action.kind == Kind::Create {
-            facts.group = canonical.resource_group.clone();
-        }
-    }
-
-    // In dry-run, requests are forwarded as the caller sent them and answers are not
-    // filtered: the decision is only logged (malformed, unidentified and group-moving
-    // requests are still refused).
-    let (forwarded, filter) = match (plan, original) {
-        (Plan::Forward { .. }, Some(original)) => {
-            facts.outcome = Some(Outcome::Allow);
-            (original, None)
-        }
-        (Plan::Forward { filter, .. }, None) => {
-            facts.outcome = Some(Outcome::Allow);
-            (canonical, filter)
-        }
-        (Plan::ResourceGroupImmutable, _) => {
-            facts.outcome = Some(Outcome::Deny);
-            return Err(ApiError::ResourceGroupImmutable);
-        }
-        (_, Some(original)) => {
-            tracing::info!(request_id, action = original.action.name, principal = %arn, reason = %facts.reason, "dry-run: would have denied; forwarding");
-            facts.outcome = Some(Outcome::WouldDeny);
-            (original, None)
-        }
-        (Plan::SilentEmpty(_), None) => {
-            facts.outcome = Some(Outcome::SilentEmpty);
-            return Ok(response::silent_empty(
-                request_id,
-                list_field(canonical.action.name),
-            ));
-        }
-        (Plan::Deny(decision), None) => {
-            facts.outcome = Some(Outcome::Deny);
-            return Err(ApiError::Denied {
-                action: canonical.action.display,
-                principal: denied_principal(&snapshot, identity.principal),
-                reason: decision.reason,
-            });
-        }
-        (Plan::ServiceRoleNotAuthorized, None) => {
-            facts.outcome = Some(Outcome::Deny);
-            return Err(ApiError::ServiceRoleNotAuthorized {
-                hint: crate::principals::service_role_hint(),
-            });
-        }
-    };
-    forward(
-        state,
-        auth,
-        peer,
-        &parts.headers,
-        &arn,
-        forwarded,
-        filter.as_ref(),
-        request_id,
-    )
-    .await
+    Ok(Identified {
+        caller: Caller {
+            principal: identity.principal,
+            source_ip: Some(identity.source_ip),
+            secure_transport: peer.secure,
+            now_unix_nanos: now.as_nanos() as i128,
+        },
+        principal_kind: snapshot.directory.principal(identity.principal).kind,
+        arn: snapshot
+            .directory
+            .arn(&snapshot.account.id, identity.principal),
+    })
 }
 
-/// The caller's `[[quotas]]` limit for the action, if any, counted (SPEC §9): after
-/// identity, before the decision.
+type Metas = Vec<Option<Arc<ContainerGroupMeta>>>;
+
+/// Look up: the resource group and tags of every container group named (None: it does
+/// not exist), from the cache or the backend.
+async fn look_up(metadata: &MetadataClient, ids: &[String]) -> Result<Metas, LookupError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    match metadata.lookup(ids).await {
+        Ok((found, stats)) => {
+            metrics::cache(stats.hits, stats.negative_hits, stats.misses);
+            Ok(found)
+        }
+        Err(e) => {
+            metrics::metadata_lookup_failed();
+            Err(e)
+        }
+    }
+}
+
+/// Decide: the planner, as `explain` and the other commands call it.
+fn decide(
+    snapshot: &Snapshot,
+    caller: &Identified,
+    request: &CanonicalRequest,
+    metas: &Metas,
+) -> Plan {
+    let metas: Vec<Option<&ContainerGroupMeta>> = metas.iter().map(|m| m.as_deref()).collect();
+    let started = Instant::now();
+    let plan = decision::plan(&Authorizer::new(snapshot, caller.caller), request, &metas);
+    metrics::decision(started.elapsed());
+    plan
+}
+
+/// Enforce the plan in the configured mode. In dry-run, requests are forwarded as the
+/// caller sent them and answers are not filtered: the decision is only logged (malformed,
+/// unidentified and group-moving requests are still refused).
+fn enforce(
+    state: &State,
+    snapshot: &Snapshot,
+    caller: &Identified,
+    plan: Plan,
+    mut request: CanonicalRequest,
+    record: &RequestRecord<'_>,
+) -> Result<Enforced, ApiError> {
+    let dry_run = state.config.mode == Mode::DryRun;
+    let forward = |request, filter| Ok(Enforced::Forward(Forwarded { request, filter }));
+    match plan {
+        Plan::Deny(Denied::ResourceGroupImmutable) => Err(ApiError::ResourceGroupImmutable),
+        Plan::Allow(_) if dry_run => forward(request, None),
+        Plan::Allow(allowed) => {
+            allowed.rewrite.apply(&mut request);
+            forward(request, allowed.filter)
+        }
+        Plan::Deny(_) if dry_run => {
+            tracing::info!(
+                request_id = record.request_id(),
+                action = request.action.name,
+                principal = %caller.arn,
+                reason = record.reason().unwrap_or_default(),
+                "dry-run: would have denied; forwarding"
+            );
+            forward(request, None)
+        }
+        Plan::Deny(Denied::SilentEmpty(_)) => Ok(Enforced::Answer(response::silent_empty(
+            record.request_id(),
+            list_field(request.action.name),
+        ))),
+        Plan::Deny(Denied::Forbidden(reason)) => Err(ApiError::Denied {
+            action: request.action.display,
+            principal: denied_principal(snapshot, caller),
+            reason,
+        }),
+        Plan::Deny(Denied::ServiceRoleNotAuthorized) => Err(ApiError::ServiceRoleNotAuthorized {
+            hint: crate::principals::service_role_hint(),
+        }),
+    }
+}
+
+/// Forward: exactly the canonical request, with only ramgate's own headers; the metadata
+/// cache is kept in step with writes, whatever the answer, and the ids written are
+/// published to the other replicas (`[cluster]`).
+async fn forward(
+    state: &State,
+    peer: &Peer,
+    incoming: &http::HeaderMap,
+    caller: &Identified,
+    request: &CanonicalRequest,
+    request_id: &str,
+) -> Result<UpstreamResponse, ApiError> {
+    let headers = forward_headers(request, incoming, peer, &caller.arn, request_id);
+    let started = Instant::now();
+    let answer = state.upstream.call(&request.forward_query(), headers).await;
+    metrics::upstream(started.elapsed());
+    if request.action.writes {
+        let touched = after_write(&state.metadata, request, answer.as_ref().ok()).await;
+        if let Some(cluster) = &state.cluster {
+            cluster.publish(&touched);
+        }
+    }
+    Ok(answer?)
+}
+
+/// Filter: a list answer checked item by item (a Describe's items carry their own group
+/// and tags; other lists' items are looked up).
+async fn filter(
+    state: &State,
+    snapshot: &Snapshot,
+    caller: &Identified,
+    forwarded: &Forwarded,
+    answer: &UpstreamResponse,
+) -> Result<Bytes, ApiError> {
+    let visibility = match &forwarded.filter {
+        Some(visibility) if answer.status.is_success() => visibility,
+        _ => return Ok(answer.body.clone()),
+    };
+    let auth = Authorizer::new(snapshot, caller.caller);
+    let action = &forwarded.request.action;
+    if action.kind == Kind::Describe {
+        return Ok(filter::describe(
+            &auth,
+            action.ram_action,
+            visibility,
+            &answer.body,
+        )?);
+    }
+    let ids = filter::item_ids(&answer.body)?;
+    let metas = look_up(&state.metadata, &ids).await?;
+    let metas = ids.into_iter().zip(metas).collect();
+    Ok(filter::list(
+        &auth,
+        action.ram_action,
+        visibility,
+        &answer.body,
+        &metas,
+    )?)
+}
+
+/// Quota: the caller's `[[quotas]]` limit for the action, if any, counted (SPEC §9):
+/// after the caller is known, before any lookup. A refusal is logged like a decision.
 async fn quota(
     state: &State,
     snapshot: &Snapshot,
-    principal: crate::principals::PrincipalId,
-    action: &'static str,
-    request_id: &str,
-    facts: &mut Facts,
+    caller: &Identified,
+    request: &CanonicalRequest,
+    record: &mut RequestRecord<'_>,
 ) -> Result<(), ApiError> {
+    let (principal, action) = (caller.caller.principal, request.action.name);
     let Some(limit) = snapshot.directory.quota(principal, action) else {
         return Ok(());
     };
     let name = snapshot.directory.quota_name(principal);
-    match state.quotas.admit(&name, action, limit, request_id).await {
+    match state
+        .quotas
+        .admit(&name, action, limit, record.request_id())
+        .await
+    {
         crate::quota::Verdict::Admit => Ok(()),
         crate::quota::Verdict::Refuse { retry_after_ms } => {
-            facts.outcome = Some(Outcome::Throttled);
-            // Logged like a decision: the caller was identified and refused.
-            facts.decided = true;
-            if facts.logged {
-                facts.reason =
-                    format!("throttled: over the quota of {limit} {action} per minute for {name}");
-            }
+            record.throttled(|| {
+                format!("throttled: over the quota of {limit} {action} per minute for {name}")
+            });
             Err(ApiError::Throttled { retry_after_ms })
         }
     }
@@ -319,6 +351,12 @@ async fn quota(
 /// stall every request queued behind it. So when this request holds the last reference to
 /// a replaced snapshot, it is freed on the blocking pool instead.
 struct Held(Option<Arc<Snapshot>>);
+
+impl Held {
+    fn current(store: &PolicyStore) -> Self {
+        Held(Some(store.current()))
+    }
+}
 
 impl std::ops::Deref for Held {
     type Target = Snapshot;
@@ -358,32 +396,10 @@ fn list_field(action: &str) -> &'static str {
     }
 }
 
-async fn lookup(
-    metadata: &MetadataClient,
-    ids: &[String],
-) -> Result<Vec<Option<Arc<ContainerGroupMeta>>>, ApiError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    match metadata.lookup(ids).await {
-        Ok((found, stats)) => {
-            metrics::cache(stats.hits, stats.negative_hits, stats.misses);
-            Ok(found)
-        }
-        Err(e) => {
-            metrics::metadata_lookup_failed();
-            Err(e.into())
-        }
-    }
-}
-
-fn denied_principal(
-    snapshot: &Snapshot,
-    principal: crate::principals::PrincipalId,
-) -> DeniedPrincipal {
-    let p = snapshot.directory.principal(principal);
+fn denied_principal(snapshot: &Snapshot, caller: &Identified) -> DeniedPrincipal {
+    let p = snapshot.directory.principal(caller.caller.principal);
     DeniedPrincipal {
-        kind: match p.kind {
+        kind: match caller.principal_kind {
             PrincipalKind::Root => "Account",
             PrincipalKind::User => "SubUser",
             PrincipalKind::Role => "AssumedRoleUser",
@@ -391,78 +407,6 @@ fn denied_principal(
         owner_id: snapshot.account.id.to_string(),
         display_name: p.name.to_string(),
     }
-}
-
-/// Sends exactly the canonical request, with only ramgate's own headers, then keeps the
-/// metadata cache in step with writes and filters list answers.
-#[allow(clippy::too_many_arguments)]
-async fn forward(
-    state: &State,
-    auth: Authorizer<'_>,
-    peer: &Peer,
-    incoming: &http::HeaderMap,
-    arn: &str,
-    canonical: CanonicalRequest,
-    filter: Option<&decision::Visibility>,
-    request_id: &str,
-) -> Result<Response<Body>, ApiError> {
-    let headers = forward_headers(&canonical, incoming, peer, arn, request_id);
-    let started = Instant::now();
-    let answer = state
-        .upstream
-        .call(&canonical.forward_query(), headers)
-        .await;
-    metrics::upstream(started.elapsed());
-    if canonical.action.writes {
-        let touched = after_write(&state.metadata, &canonical, answer.as_ref().ok()).await;
-        if let Some(cluster) = &state.cluster {
-            cluster.publish(&touched);
-        }
-    }
-    let answer = answer?;
-    let body = match filter {
-        Some(visibility) if answer.status.is_success() => {
-            let metas = item_metas(state, &canonical, &answer.body).await?;
-            filtered(&auth, &canonical, visibility, &answer.body, &metas)?
-        }
-        _ => answer.body.clone(),
-    };
-    let mut response = response::json_response(answer.status, request_id, body);
-    if let Some(ct) = answer.content_type {
-        response.headers_mut().insert(CONTENT_TYPE, ct);
-    }
-    Ok(response)
-}
-
-/// The metadata of the groups a list answer's items name (not needed for Describe, whose
-/// items carry their own group and tags).
-async fn item_metas(
-    state: &State,
-    canonical: &CanonicalRequest,
-    body: &Bytes,
-) -> Result<HashMap<String, Option<Arc<ContainerGroupMeta>>>, ApiError> {
-    if canonical.action.kind == Kind::Describe {
-        return Ok(HashMap::new());
-    }
-    let ids = filter::item_ids(body).map_err(|e| ApiError::BadGateway(e.to_string()))?;
-    let metas = lookup(&state.metadata, &ids).await?;
-    Ok(ids.into_iter().zip(metas).collect())
-}
-
-fn filtered(
-    auth: &Authorizer<'_>,
-    canonical: &CanonicalRequest,
-    visibility: &decision::Visibility,
-    body: &Bytes,
-    metas: &HashMap<String, Option<Arc<ContainerGroupMeta>>>,
-) -> Result<Bytes, ApiError> {
-    let action = canonical.action.ram_action;
-    let result = if canonical.action.kind == Kind::Describe {
-        filter::describe(auth, action, visibility, body)
-    } else {
-        filter::list(auth, action, visibility, body, metas)
-    };
-    result.map_err(|e| ApiError::BadGateway(e.to_string()))
 }
 
 fn forward_headers(

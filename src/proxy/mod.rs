@@ -1,13 +1,14 @@
-//! `ramgate serve`: the enforcing proxy. [`State`] holds what every request reads (the
-//! configuration, the current policy snapshot behind one `arc-swap`, the metadata client,
-//! the upstream pool, the nonce store and quota counters, `[cluster]`'s link to Redis);
-//! [`handler`] runs one request through parsing → identity → quota → metadata → decision →
-//! forward → filtering; [`run`] wires the listeners, reload and shutdown.
+//! `ramgate serve`: the enforcing proxy. `State` holds what every request reads (the
+//! configuration, the policy store, the metadata client, the upstream pool, the nonce
+//! store and quota counters, `[cluster]`'s link to Redis, and the decision log); `handler`
+//! runs one request through the chain of stages; [`run`] wires the listeners, reload, the
+//! admin listener and shutdown. `ops` serves the policy store and knows nothing of this
+//! module.
 
 mod handler;
-mod outcome;
+mod record;
 
-pub use handler::handle;
+use handler::handle;
 
 use crate::cluster::{Cluster, NonceStore};
 use crate::config::{Config, Mode};
@@ -16,44 +17,35 @@ use crate::metadata::MetadataClient;
 use crate::net::tls::{TlsAcceptor, TlsMeta};
 use crate::net::{self, ConnInfo, PlainAcceptor, ServeOptions, Shutdown};
 use crate::ops::decision_log::DecisionLog;
-use crate::ops::reload::ReloadState;
-use crate::snapshot::Snapshot;
+use crate::ops::store::PolicyStore;
 use crate::upstream::Upstream;
-use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long the decision log may take to write out its queue at exit: a sink that takes
+/// nothing (a full disk, a pipe nobody reads) must not keep the process from ending.
+const LOG_FLUSH_AT_EXIT: Duration = Duration::from_secs(5);
+
 /// Everything a request reads. Shared by all connections.
-pub struct State {
-    pub config: Config,
-    pub snapshot: ArcSwap<Snapshot>,
-    pub metadata: MetadataClient,
-    pub upstream: Upstream,
+pub(crate) struct State {
+    pub(crate) config: Config,
+    pub(crate) policies: Arc<PolicyStore>,
+    pub(crate) metadata: MetadataClient,
+    pub(crate) upstream: Upstream,
     pub(crate) nonces: NonceStore,
     /// `[cluster]`: the link to the replicas' shared Redis.
     pub(crate) cluster: Option<Arc<Cluster>>,
     /// `[[quotas]]` counters.
     pub(crate) quotas: crate::quota::Quotas,
-    pub decision_log: DecisionLog,
-    /// Reload bookkeeping: the last error for `/v1/status`, and what the last reload read.
-    pub reload: crate::ops::reload::ReloadState,
+    pub(crate) decision_log: DecisionLog,
 }
 
 impl State {
     /// Loads the policy directory (every problem reported) and prepares the clients.
-    pub fn new(config: Config) -> Result<Arc<State>, String> {
-        let (reload, read) = ReloadState::first_read(&config.policy.dir);
-        let mut snapshot = read
-            .and_then(|sources| Snapshot::build(&config.policy.dir, config.account(), sources))
-            .map_err(|d| d.to_string())?;
-        for warning in &snapshot.warnings {
-            tracing::warn!("{warning}");
-        }
-        snapshot.generation = 1;
-        crate::ops::memory::release_free_heap();
-        // The first load is not a reload: it sets the gauges but is not counted.
-        crate::ops::metrics::snapshot_loaded(1, snapshot.loaded_at);
+    pub(crate) fn new(config: Config) -> Result<Arc<State>, String> {
+        let policies =
+            PolicyStore::open(&config.policy.dir, config.account()).map_err(|d| d.to_string())?;
         let upstream = Upstream::from_config(&config.upstream)?;
         let metadata = MetadataClient::new(
             upstream.clone(),
@@ -75,20 +67,21 @@ impl State {
         );
         let quotas = crate::quota::Quotas::new(cluster.clone());
         Ok(Arc::new(State {
-            snapshot: ArcSwap::from_pointee(snapshot),
+            policies: Arc::new(policies),
             metadata,
             upstream,
             nonces,
             cluster,
             quotas,
             decision_log,
-            reload,
             config,
         }))
     }
 
-    pub fn dry_run(&self) -> bool {
-        self.config.mode == Mode::DryRun
+    /// Whether anything reads a request's decision in words: the decision log, or
+    /// dry-run's "would have denied" line.
+    fn wants_decision_words(&self) -> bool {
+        self.decision_log.is_on() || self.config.mode == Mode::DryRun
     }
 }
 
@@ -97,7 +90,7 @@ impl State {
 /// connection's [`Peer`] says so and carries the verified client certificate's identity.
 ///
 /// [`Peer`]: crate::identity::Peer
-pub async fn serve(
+async fn serve(
     state: Arc<State>,
     listener: tokio::net::TcpListener,
     tls: Option<TlsAcceptor>,
@@ -163,6 +156,8 @@ pub async fn run_with(
     let draining = Shutdown::new();
     draining.trigger_on_signals();
     let state = State::new(config)?;
+    // The first load's scratch is free now: give it back rather than keep its peak.
+    crate::ops::memory::release_free_heap();
     // A `[listen.tls]` whose files cannot be used is a start-up error: falling back to
     // plain HTTP, or serving nothing while looking healthy, would both be worse.
     let tls = match &state.config.listen.tls {
@@ -176,7 +171,7 @@ pub async fn run_with(
     }
     // Before the listeners announce themselves, so that a policy change or a SIGHUP right
     // after start-up is not missed (an unhandled SIGHUP would end the process).
-    crate::ops::reload::spawn(state.clone(), draining.clone());
+    crate::ops::reload::spawn(state.policies.clone(), draining.clone());
     if let Some(cluster) = &state.cluster {
         cluster.spawn(state.metadata.clone(), draining.clone());
     }
@@ -189,8 +184,14 @@ pub async fn run_with(
     let addr = |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| e.to_string());
     ready(addr(&listener)?, addr(&admin)?);
     let admin_stop = Shutdown::new();
+    let sources = crate::ops::admin::Sources {
+        store: state.policies.clone(),
+        mode: state.config.mode,
+        upstream_credentials: state.upstream.credentials().cloned(),
+        cluster: state.cluster.clone(),
+    };
     let admin_task = tokio::spawn(crate::ops::admin::serve_until(
-        state.clone(),
+        sources,
         admin,
         draining.clone(),
         admin_stop.clone(),
@@ -198,7 +199,12 @@ pub async fn run_with(
     serve(state.clone(), listener, tls, draining.clone()).await;
     admin_stop.trigger();
     let _ = admin_task.await;
-    state.decision_log.flush().await;
+    if tokio::time::timeout(LOG_FLUSH_AT_EXIT, state.decision_log.flush())
+        .await
+        .is_err()
+    {
+        tracing::error!("the decision log did not take its last lines within {LOG_FLUSH_AT_EXIT:?}; exiting without them");
+    }
     tracing::info!("drained; exiting");
     Ok(())
 }

@@ -1,6 +1,5 @@
-//! Why a request could not be parsed: each error carries the HTTP status and the Alibaba
-//! `Code` the SDKs expect, and a message naming the parameter and what to do about it.
-//! Another module renders it as Alibaba's JSON error.
+//! Why a request could not be parsed: a message naming the parameter and what to do about
+//! it. `response.rs` gives each its HTTP status and the Alibaba `Code` the SDKs expect.
 
 /// A request refused before any identity or policy is looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,23 +33,6 @@ impl RequestError {
         Self::Missing {
             param: param.into(),
             hint: hint.into(),
-        }
-    }
-
-    /// The HTTP status to answer with.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::PathNotFound(_) | Self::ActionNotFound(_) => 404,
-            Self::Missing { .. } | Self::Invalid { .. } | Self::Malformed(_) => 400,
-        }
-    }
-
-    /// The Alibaba error `Code`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::PathNotFound(_) | Self::ActionNotFound(_) => "InvalidAction.NotFound",
-            Self::Missing { .. } => "MissingParameter",
-            Self::Invalid { .. } | Self::Malformed(_) => "InvalidParameter",
         }
     }
 

@@ -38,10 +38,15 @@ const CREDENTIAL_REJECTIONS: [&str; 4] = [
     "InvalidSecurityToken",
 ];
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
+    /// No answer: the connection failed, or the answer could not be read whole.
     #[error("{0}")]
     Unreachable(String),
+    /// An answer that is not what the ECI API answers (not JSON, a 5xx, an error without
+    /// a `Code`): never passed on.
+    #[error("{0}")]
+    Rejected(String),
     #[error("no answer within {0} ms")]
     Timeout(u64),
     /// The server's certificate did not verify (or TLS failed otherwise): nothing was sent.
@@ -174,7 +179,7 @@ impl Upstream {
                 .await
                 .map_err(|_| UpstreamError::Timeout(self.timeout_ms()))?;
             let retry = match &result {
-                Err(UpstreamError::Unreachable(_)) => true,
+                Err(UpstreamError::Unreachable(_) | UpstreamError::Rejected(_)) => true,
                 Ok(answer) if !answer.status.is_success() => {
                     retry::error_code(&answer.body).is_some_and(|c| retry::retryable_code(&c))
                 }
@@ -295,13 +300,10 @@ const ERROR_FIELDS: &[&str] = &[
     "AccessDeniedDetail",
 ];
 
-/// Fix (tests/faults.rs): what the backend answered used to be passed on as it came,
-/// whatever it was, whenever it was not a list ramgate filters. So an HTML error page, a
-/// truncated or invalid JSON document, or a 500 reached the caller as if it were the
-/// backend's answer, and a non-2xx answer to a filtered list (which is not filtered) could
-/// carry items the caller may not see. Now an answer is accepted only if it is what the
-/// ECI API answers, and anything else is a typed failure the proxy turns into its own
-/// Alibaba-shaped 502 (a 503 for metadata lookups), never a pass-through:
+/// An answer is accepted only if it is what the ECI API answers; anything else (an HTML
+/// error page, a truncated document, a 500, an error carrying items) is
+/// [`UpstreamError::Rejected`], which the proxy answers with its own Alibaba-shaped 502 (a
+/// 503 for metadata lookups), never a pass-through (tests/faults.rs):
 ///
 /// * its `Content-Type`, when given, is JSON (`application/json`, `text/json`, `*+json`);
 /// * its body is one JSON object;
@@ -314,7 +316,7 @@ fn check_answer(
     body: Bytes,
 ) -> Result<Bytes, UpstreamError> {
     let bad = |what: String| {
-        UpstreamError::Unreachable(format!("the backend answered HTTP {status} with {what}"))
+        UpstreamError::Rejected(format!("the backend answered HTTP {status} with {what}"))
     };
     if let Some(ct) = content_type {
         let media = ct

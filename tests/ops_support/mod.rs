@@ -1,12 +1,12 @@
 //! Helpers for the operations tests (`tests/ops_*.rs`), on top of `tests/support`: a
-//! private copy of the demo policy directory, container groups seeded on the backend,
-//! calls as a principal, and reading `/metrics` and `/v1/status`.
+//! private copy of the demo policy directory, calls as a principal, and reading `/metrics`
+//! and `/v1/status` (container groups are seeded with `support::seed_group`).
 //!
 //! Test helpers panic with a message on failure: that is how a test fails.
 
 #![allow(dead_code)] // each test crate uses a different part
 
-use crate::support::{as_user, get_json, post_query, request, v3};
+use crate::support::{as_user, get_json, post_query, request};
 use hyper::StatusCode;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -59,28 +59,6 @@ pub fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
     std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
-}
-
-/// Creates a container group directly on the backend (no authorization there); its id.
-pub async fn seed(backend: SocketAddr, name: &str, group: &str, tags: &[(&str, &str)]) -> String {
-    let mut p: Vec<(String, String)> = vec![
-        ("RegionId".into(), REGION.into()),
-        ("ContainerGroupName".into(), name.into()),
-        ("ResourceGroupId".into(), group.into()),
-        ("Container.1.Name".into(), "app".into()),
-        ("Container.1.Image".into(), "nginx:1.27".into()),
-    ];
-    for (i, (k, v)) in tags.iter().enumerate() {
-        p.push((format!("Tag.{}.Key", i + 1), (*k).to_owned()));
-        p.push((format!("Tag.{}.Value", i + 1), (*v).to_owned()));
-    }
-    let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
-    assert!(status.is_success(), "seeding {name}: {body}");
-    body["ContainerGroupId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {body}"))
-        .to_owned()
 }
 
 /// `POST /?Action=<action>&Version=2018-08-08&RegionId=cn-hangzhou&<params>` as `who`

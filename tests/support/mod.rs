@@ -99,6 +99,8 @@ pub struct ProxySettings<'a> {
     pub upstream_timeout_ms: u64,
     /// Tables appended after the ones written here.
     pub tables: &'a str,
+    /// `[log] decisions`: `off`, `stdout` or a file path.
+    pub decisions: &'a str,
     /// `[upstream] url`; `None`: `http://<backend>`.
     pub upstream_url: Option<&'a str>,
     /// Extra keys of `[upstream]` (e.g. `signing = "acs3"`).
@@ -115,6 +117,7 @@ impl Default for ProxySettings<'_> {
             listen: "",
             upstream_timeout_ms: 5000,
             tables: "",
+            decisions: "off",
             upstream_url: None,
             upstream: "",
             env: &[],
@@ -133,6 +136,7 @@ pub fn start_proxy_with(
         listen,
         upstream_timeout_ms,
         tables,
+        decisions,
         upstream_url,
         upstream,
         env,
@@ -143,7 +147,7 @@ pub fn start_proxy_with(
         "account_id = \"1234567890123456\"\n{top}\n\
          [listen]\naddr = \"127.0.0.1:0\"\n{listen}\n[admin]\naddr = \"127.0.0.1:0\"\n\
          [upstream]\nurl = \"{url}\"\ntimeout_ms = {upstream_timeout_ms}\n{upstream}\n\
-         [policy]\ndir = \"{}\"\n[log]\ndecisions = \"off\"\n{tables}\n",
+         [policy]\ndir = \"{}\"\n[log]\ndecisions = \"{decisions}\"\n{tables}\n",
         policy_dir.display()
     );
     let path = dir.path().join("ramgate.toml");
@@ -504,34 +508,6 @@ impl SplitMix {
     }
 }
 
-/// Creates a container group directly on `backend` (not through a proxy); returns its id.
-pub async fn create_group(
-    backend: SocketAddr,
-    name: &str,
-    group: &str,
-    tags: &[(&str, &str)],
-) -> String {
-    let mut p: Vec<(String, String)> = vec![
-        ("RegionId".into(), "cn-hangzhou".into()),
-        ("ContainerGroupName".into(), name.into()),
-        ("ResourceGroupId".into(), group.into()),
-        // A container name that needs encoding, to check what is forwarded.
-        ("Container.1.Name".into(), "a b*~".into()),
-        ("Container.1.Image".into(), "nginx".into()),
-    ];
-    for (i, (k, v)) in tags.iter().enumerate() {
-        p.push((format!("Tag.{}.Key", i + 1), k.to_string()));
-        p.push((format!("Tag.{}.Value", i + 1), v.to_string()));
-    }
-    let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
-    assert!(status.is_success(), "{body}");
-    body["ContainerGroupId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The requests `ramgate backend` recorded, oldest first.
 pub async fn recorded(backend: SocketAddr) -> Vec<Value> {
     get_json(backend, "/_backend/requests")
@@ -545,6 +521,45 @@ pub async fn recorded(backend: SocketAddr) -> Vec<Value> {
 /// Forgets the backend's recorded requests.
 pub async fn clear_recorded(backend: SocketAddr) {
     request_json(backend, "DELETE", "/_backend/requests", &[], "").await;
+}
+
+/// Creates a container group directly on the backend (no authorization there), with one
+/// container named `app`; returns its id. The one way tests seed container groups.
+pub async fn seed_group(
+    backend: SocketAddr,
+    name: &str,
+    group: &str,
+    tags: &[(&str, &str)],
+) -> String {
+    seed_group_with(backend, name, group, tags, "app").await
+}
+
+/// [`seed_group`] with its one container named `container`.
+pub async fn seed_group_with(
+    backend: SocketAddr,
+    name: &str,
+    group: &str,
+    tags: &[(&str, &str)],
+    container: &str,
+) -> String {
+    let mut p: Vec<(String, String)> = vec![
+        ("RegionId".into(), "cn-hangzhou".into()),
+        ("ContainerGroupName".into(), name.into()),
+        ("ResourceGroupId".into(), group.into()),
+        ("Container.1.Name".into(), container.into()),
+        ("Container.1.Image".into(), "nginx:1.27".into()),
+    ];
+    for (i, (k, v)) in tags.iter().enumerate() {
+        p.push((format!("Tag.{}.Key", i + 1), (*k).to_owned()));
+        p.push((format!("Tag.{}.Value", i + 1), (*v).to_owned()));
+    }
+    let pairs: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, _, body) = v3(backend, "CreateContainerGroup", &pairs, &[]).await;
+    assert!(status.is_success(), "seeding {name}: {status} {body}");
+    body["ContainerGroupId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("seeding {name}: no id in {body}"))
+        .to_owned()
 }
 
 // ---- Signed requests ----

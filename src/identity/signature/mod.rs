@@ -20,10 +20,10 @@ mod v3;
 
 pub use nonce::{NonceCache, Seen};
 
+use super::IdentityError;
 use crate::config;
 use crate::principals::{AccessKey, PrincipalId};
 use crate::request::ParsedRequest;
-use crate::response::ApiError;
 use crate::snapshot::Snapshot;
 use http::HeaderMap;
 use std::time::Duration;
@@ -39,7 +39,7 @@ pub fn verify(
     headers: &HeaderMap,
     request: &ParsedRequest,
     now: i64,
-) -> Result<PrincipalId, ApiError> {
+) -> Result<PrincipalId, IdentityError> {
     let verified = verify_signature(snapshot, settings, headers, request, now)?;
     let seen = verified.claim_in(replay, now);
     verified.settle(seen)
@@ -66,7 +66,7 @@ impl Verified {
     }
 
     /// The request's principal if its nonce was new, else the refusal.
-    pub fn settle(self, seen: Seen) -> Result<PrincipalId, ApiError> {
+    pub fn settle(self, seen: Seen) -> Result<PrincipalId, IdentityError> {
         nonce_verdict(seen, self.nonce_field, &self.nonce, self.skew)?;
         Ok(self.principal)
     }
@@ -79,7 +79,7 @@ pub fn verify_signature(
     headers: &HeaderMap,
     request: &ParsedRequest,
     now: i64,
-) -> Result<Verified, ApiError> {
+) -> Result<Verified, IdentityError> {
     let claim = claim_of(headers, request)?;
     let key = access_key(snapshot, &claim.key_id)?;
     let (timestamp, skew) = check_signed(
@@ -110,7 +110,7 @@ pub fn verify_single_key(
     headers: &HeaderMap,
     request: &ParsedRequest,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), IdentityError> {
     let claim = claim_of(headers, request)?;
     if claim.key_id != key_id {
         return Err(key_not_found(&claim.key_id));
@@ -121,10 +121,10 @@ pub fn verify_single_key(
 }
 
 /// The request's V3 or v1 claim.
-fn claim_of(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, ApiError> {
+fn claim_of(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, IdentityError> {
     let credentials = &request.credentials;
     match (credentials.has_v3_signature(), credentials.has_v1_signature()) {
-        (true, true) => Err(ApiError::Identity(
+        (true, true) => Err(IdentityError::Refused(
             "the request carries both an Authorization header (V3) and a Signature parameter (RPC v1): sign it one way"
                 .into(),
         )),
@@ -143,7 +143,7 @@ fn check_signed(
     secret: &str,
     max_clock_skew_secs: u64,
     now: i64,
-) -> Result<(i64, Duration), ApiError> {
+) -> Result<(i64, Duration), IdentityError> {
     let skew = Duration::from_secs(max_clock_skew_secs);
     let timestamp = check_time(claim.time_field, &claim.time, skew, now)?;
     claim.check(secret)?;
@@ -157,22 +157,14 @@ fn nonce_verdict(
     nonce_field: &str,
     nonce: &str,
     skew: Duration,
-) -> Result<(), ApiError> {
+) -> Result<(), IdentityError> {
     match seen {
         Seen::New => Ok(()),
-        Seen::Replayed => Err(ApiError::Signature {
-            status: 400,
-            code: "SignatureNonceUsed",
-            message: format!(
+        Seen::Replayed => Err(IdentityError::NonceUsed(format!(
                 "Specified signature nonce was used already. {nonce_field} {nonce:?} was seen within the last {}s; send a fresh nonce with every request",
                 skew.as_secs()
-            ),
-        }),
-        Seen::Full => Err(ApiError::Signature {
-            status: 503,
-            code: "ServiceUnavailable",
-            message: "too many signed requests within the replay window to remember their nonces; retry later".into(),
-        }),
+        ))),
+        Seen::Full => Err(IdentityError::NonceStoreFull),
     }
 }
 
@@ -202,7 +194,7 @@ pub(super) enum Proof {
 
 impl Claim {
     /// Recomputes the signature with the key's secret and compares in constant time.
-    fn check(&self, secret: &str) -> Result<(), ApiError> {
+    fn check(&self, secret: &str) -> Result<(), IdentityError> {
         let (ok, string_to_sign, extra) = match &self.proof {
             Proof::V3 {
                 canonical_request,
@@ -235,7 +227,7 @@ impl Claim {
     }
 }
 
-fn access_key<'a>(snapshot: &'a Snapshot, id: &str) -> Result<&'a AccessKey, ApiError> {
+fn access_key<'a>(snapshot: &'a Snapshot, id: &str) -> Result<&'a AccessKey, IdentityError> {
     snapshot
         .directory
         .access_keys
@@ -244,25 +236,17 @@ fn access_key<'a>(snapshot: &'a Snapshot, id: &str) -> Result<&'a AccessKey, Api
 }
 
 /// 404 `InvalidAccessKeyId.NotFound`.
-fn key_not_found(id: &str) -> ApiError {
-    ApiError::Signature {
-        status: 404,
-        code: "InvalidAccessKeyId.NotFound",
-        message: format!("Specified access key is not found: {id:?} is not an access key of any principal of this account"),
-    }
+fn key_not_found(id: &str) -> IdentityError {
+    IdentityError::UnknownAccessKey(format!("Specified access key is not found: {id:?} is not an access key of any principal of this account"))
 }
 
 /// Parses an ISO 8601 UTC time (`2024-01-02T03:04:05Z`) and checks it is within `skew` of
 /// `now`; returns it as Unix seconds.
-fn check_time(field: &str, value: &str, skew: Duration, now: i64) -> Result<i64, ApiError> {
+fn check_time(field: &str, value: &str, skew: Duration, now: i64) -> Result<i64, IdentityError> {
     let at = OffsetDateTime::parse(value, &Rfc3339)
-        .map_err(|_| ApiError::Signature {
-            status: 400,
-            code: "InvalidTimeStamp.Format",
-            message: format!(
+        .map_err(|_| IdentityError::TimestampMalformed(format!(
                 "Specified time stamp or date value is not well formatted: {field} is {value:?}; use UTC ISO 8601, e.g. 2024-01-02T03:04:05Z"
-            ),
-        })?
+            )))?
         .unix_timestamp();
     let skew_secs = i64::try_from(skew.as_secs()).unwrap_or(i64::MAX);
     if now.abs_diff(at) > skew_secs.unsigned_abs() {
@@ -270,31 +254,19 @@ fn check_time(field: &str, value: &str, skew: Duration, now: i64) -> Result<i64,
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
             .unwrap_or_else(|| now.to_string());
-        return Err(ApiError::Signature {
-            status: 400,
-            code: "InvalidTimeStamp.Expired",
-            message: format!(
+        return Err(IdentityError::TimestampExpired(format!(
                 "Specified time stamp or date value is expired. {field} is {value}, ramgate's time is {now_text}, and at most {skew_secs}s of difference are accepted; check the client's clock"
-            ),
-        });
+            )));
     }
     Ok(at)
 }
 
 /// 400 `IncompleteSignature`: the signature material is missing or malformed.
-pub(super) fn incomplete(message: impl Into<String>) -> ApiError {
-    ApiError::Signature {
-        status: 400,
-        code: "IncompleteSignature",
-        message: message.into(),
-    }
+pub(super) fn incomplete(message: impl Into<String>) -> IdentityError {
+    IdentityError::IncompleteSignature(message.into())
 }
 
 /// 400 `SignatureDoesNotMatch`.
-pub(super) fn mismatch(message: impl Into<String>) -> ApiError {
-    ApiError::Signature {
-        status: 400,
-        code: "SignatureDoesNotMatch",
-        message: message.into(),
-    }
+pub(super) fn mismatch(message: impl Into<String>) -> IdentityError {
+    IdentityError::SignatureDoesNotMatch(message.into())
 }

@@ -11,15 +11,15 @@
 //! let anyone change what a valid signature authorizes.
 
 use super::{incomplete, mismatch, Claim, Proof};
+use crate::identity::IdentityError;
 use crate::request::encoding::rfc3986_encode;
 use crate::request::ParsedRequest;
-use crate::response::ApiError;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 /// Reads a v1-signed request into a [`Claim`]: everything but the secret.
-pub(super) fn claim(request: &ParsedRequest) -> Result<Claim, ApiError> {
+pub(super) fn claim(request: &ParsedRequest) -> Result<Claim, IdentityError> {
     let credentials = &request.credentials;
     let need = |value: &Option<String>, name: &str| {
         value.clone().filter(|v| !v.is_empty()).ok_or_else(|| {

@@ -14,8 +14,8 @@
 
 use super::{incomplete, mismatch, Claim, Proof};
 use crate::acs3::{self, ALGORITHM};
+use crate::identity::IdentityError;
 use crate::request::ParsedRequest;
-use crate::response::ApiError;
 use http::HeaderMap;
 
 /// The parts of the `Authorization` header.
@@ -25,7 +25,7 @@ struct Authorization<'a> {
     signature: &'a str,
 }
 
-fn parse_authorization<'a>(value: &'a str) -> Result<Authorization<'a>, ApiError> {
+fn parse_authorization<'a>(value: &'a str) -> Result<Authorization<'a>, IdentityError> {
     let (algorithm, rest) = value
         .trim()
         .split_once(char::is_whitespace)
@@ -75,7 +75,7 @@ fn parse_authorization<'a>(value: &'a str) -> Result<Authorization<'a>, ApiError
 }
 
 /// Reads a V3-signed request into a [`Claim`]: everything but the secret.
-pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, ApiError> {
+pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, IdentityError> {
     let credentials = &request.credentials;
     let value = credentials.authorization.as_deref().unwrap_or_default();
     let auth = parse_authorization(value)?;
@@ -167,7 +167,7 @@ pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Clai
 }
 
 /// `a;b;c` → lowercase names, in the order given (the SDKs sort them), none twice.
-fn signed_header_names(list: &str) -> Result<Vec<String>, ApiError> {
+fn signed_header_names(list: &str) -> Result<Vec<String>, IdentityError> {
     let mut names: Vec<String> = Vec::new();
     for name in list.split(';') {
         let name = name.trim().to_ascii_lowercase();
@@ -188,10 +188,10 @@ fn signed_header_names(list: &str) -> Result<Vec<String>, ApiError> {
 mod tests {
     use super::*;
 
-    fn code(result: Result<impl Sized, ApiError>) -> &'static str {
+    fn code(result: Result<impl Sized, IdentityError>) -> &'static str {
         match result {
             Ok(_) => "ok",
-            Err(e) => e.code(),
+            Err(e) => crate::response::ApiError::from(e).code(),
         }
     }
 
