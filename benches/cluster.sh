@@ -25,18 +25,11 @@ PROXY_CPU=${PROXY_CPU:-1}
 OTHER_CPU=${OTHER_CPU:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-command -v redis-server >/dev/null || {
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2
-}
-
 # shellcheck source=lib.sh
 source "$ROOT/benches/lib.sh"
+need_commands redis-server redis-cli:redis-tools python3 curl
 ramgate_bin
 temporary_workspace ramgate-cluster
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # --- backend, Redis -------------------------------------------------------------------------
 taskset -c "$OTHER_CPU" "$RAMGATE_BIN" backend --listen 127.0.0.1:0 >"$TMP/backend.log" 2>&1 &

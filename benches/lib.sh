@@ -1,5 +1,25 @@
-# Shared by the benchmark scripts (load.sh, memory.sh, callgrind.sh, cluster.sh); sourced, not run.
-# Expects ROOT (the checkout) to be set.
+# Shared by the benchmark scripts (load.sh, memory.sh, callgrind.sh, cluster.sh, upstream.sh);
+# sourced, not run. Expects ROOT (the checkout) to be set.
+
+# Installs, from Debian's packages, whatever of the commands named is missing; each
+# argument is `command` or `command:package`.
+need_commands() {
+  local wanted=() spec command package
+  for spec in "$@"; do
+    command=${spec%%:*} package=${spec#*:}
+    command -v "$command" >/dev/null || [[ -x /usr/sbin/$command ]] || wanted+=("$package")
+  done
+  if ((${#wanted[@]})); then
+    echo "installing ${wanted[*]}" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}" >&2
+  fi
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
 
 # RAMGATE_BIN, unless given: the release binary, built here.
 ramgate_bin() {

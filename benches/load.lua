@@ -12,15 +12,20 @@
 --             group-scoped: ramgate answers an empty list without asking the backend.
 --   miss      DescribeContainerLog over many ids in turn (run with a short [metadata]
 --             ttl_ms, most lookups miss the cache and go to the backend first).
+--   signed    `single`, signed (ACS3 or RPC v1, each with its own nonce): the requests are
+--             read in turn from the file benches/sign_requests.py wrote, given in place of
+--             the ids file. Past its end they start again, and the replays are refused:
+--             the file is made long enough for the run.
 --
--- Requests are prebuilt in init(): wrk then only cycles through them, so the client's
--- cost stays the same for every target.
+-- Requests are prebuilt in init() (or by the signer): wrk then only cycles through them,
+-- so the client's cost stays the same for every target.
 
 local ACCOUNT = "1234567890123456"
 local COMMON = "Version=2018-08-08&Format=JSON&RegionId=cn-hangzhou"
 
 local requests = {}
 local n = 0
+local signed = nil
 
 local function ids_from(path)
   local ids = {}
@@ -40,6 +45,10 @@ end
 
 function init(args)
   local workload, ids_file, user = args[1], args[2], args[3]
+  if workload == "signed" then
+    signed = assert(io.open(ids_file, "rb"), "cannot open the signed requests " .. tostring(ids_file))
+    return
+  end
   local ids = ids_from(ids_file)
   local function get(query, who)
     return wrk.format("GET", "/?" .. query .. "&" .. COMMON, { ["x-ramgate-principal"] = as(who) })
@@ -59,11 +68,22 @@ function init(args)
       requests[i] = get("Action=DescribeContainerLog&ContainerGroupId=" .. ids[at], user or "liumi")
     end
   else
-    error("unknown workload " .. tostring(workload) .. " (single, describe, empty, miss)")
+    error("unknown workload " .. tostring(workload) .. " (single, describe, empty, miss, signed)")
   end
 end
 
+local function next_signed()
+  local length = signed:read("*n")
+  if not length then
+    signed:seek("set", 0)
+    length = signed:read("*n")
+  end
+  signed:read(1)
+  return signed:read(length)
+end
+
 function request()
+  if signed then return next_signed() end
   n = n % #requests + 1
   return requests[n]
 end

@@ -29,18 +29,9 @@ PROXY_CPU=${PROXY_CPU:-1}
 BACKEND_CPU=${BACKEND_CPU:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-need_apt=()
-command -v wrk >/dev/null || need_apt+=(wrk)
-command -v curl >/dev/null || need_apt+=(curl)
-command -v python3 >/dev/null || need_apt+=(python3)
-if ((${#need_apt[@]})); then
-  echo "installing ${need_apt[*]}" >&2
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
-fi
-
 # shellcheck source=lib.sh
 source "$ROOT/benches/lib.sh"
+need_commands wrk curl python3
 ramgate_bin
 temporary_workspace ramgate-upstream
 
