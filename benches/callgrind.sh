@@ -3,7 +3,7 @@
 # benches/load.sh), counted exactly with callgrind, so that a change to the forwarding path
 # can be measured on a busy machine where wall-clock figures are noise.
 #
-# Method: `ramgate serve` (decision log off, identity from `x-ramgate-principal`, pinned to
+# Method: `ramgate serve` (decision log off unless DECISIONS=file, identity from `x-ramgate-principal`, pinned to
 # one CPU so that its runtime runs one worker) is run under callgrind twice: once serving
 # N1 and once N2 DescribeContainerLog calls on one cached container group, over one
 # keep-alive connection. Counting starts after the first call (start-up, policy load, the
@@ -13,6 +13,7 @@
 # inclusive cost), the TOP largest.
 #
 # Settings (environment): N1 (default 500), N2 (3000), TOP (40), INCLUSIVE (0),
+# DECISIONS (`off`, the default, or `file`: every decision logged to a file, as by default),
 # PROXY_CPU (1), KEEP (a directory to keep the callgrind.out files in),
 # RAMGATE_BIN (default: built here with `cargo build --release`).
 #
@@ -24,6 +25,7 @@ N1=${N1:-500}
 N2=${N2:-3000}
 TOP=${TOP:-40}
 INCLUSIVE=${INCLUSIVE:-0}
+DECISIONS=${DECISIONS:-off}
 PROXY_CPU=${PROXY_CPU:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -45,6 +47,9 @@ ID=$(curl -fsS -X POST "http://$BACKEND/?Action=CreateContainerGroup&Version=201
   python3 -c 'import json,sys; print(json.load(sys.stdin)["ContainerGroupId"])')
 
 ramgate_config "$TMP/ramgate.toml" "$ROOT/config/policies"
+if [[ $DECISIONS == file ]]; then
+  sed -i "s|^decisions = \"off\"|decisions = \"$TMP/decisions.log\"|" "$TMP/ramgate.toml"
+fi
 
 # One callgrind run of the proxy serving $1 calls; prints the callgrind.out path.
 run() {

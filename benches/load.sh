@@ -383,3 +383,15 @@ for tls in tls mtls; do
       "$(verdict "$(atleast "$rps" "$n_rps")")" "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN{print a/b}')"
   fi
 done
+
+# --- the decision log under budget 1's load: a line for every request ramgate answered -------
+if has audit; then
+  admin=$(listening admin "$TMP/ramgate_log.log")
+  sleep 0.2 # lines reach the file within 20 ms of their answer
+  metrics=$(curl -fsS "http://$admin/metrics")
+  answered=$(awk '/^ramgate_requests_total\{/ { n += $NF } END { printf "%d", n }' <<<"$metrics")
+  dropped=$(awk '/^ramgate_decision_log_dropped_total\{/ { n += $NF } END { printf "%d", n }' <<<"$metrics")
+  lines=$(wc -l <"$TMP/decisions.log")
+  printf "decision log (audit): %d lines for %d requests answered, %d dropped: %s\n" \
+    "$lines" "$answered" "$dropped" "$( ((lines == answered && dropped == 0)) && echo complete || echo "LINES LOST")"
+fi

@@ -142,61 +142,84 @@ impl Reason {
         }
     }
 
-    /// In words, for logs and `ramgate explain`.
+    /// In words, for logs and `ramgate explain`. Built into one string: this runs for every
+    /// logged decision.
     pub fn describe(&self, snapshot: &Snapshot, allowed: bool) -> String {
-        let statement = |at: StatementRef| {
+        let mut out = String::with_capacity(160);
+        let statement = |out: &mut String, at: StatementRef| {
+            use std::fmt::Write;
             let policy = snapshot.policy(at.policy);
             let s = &policy.statements[at.statement as usize];
-            let sid = s
-                .sid
-                .as_deref()
-                .map(|sid| format!(" (Sid \"{sid}\")"))
-                .unwrap_or_default();
-            let place = match &policy.file {
-                Some(f) => format!("{}:{}", f.display(), s.line),
-                None => "built-in".to_owned(),
-            };
-            format!(
-                "statement {}{sid} of policy {} [{place}]",
-                at.statement + 1,
-                policy.name
-            )
+            let _ = write!(out, "statement {}", at.statement + 1);
+            if let Some(sid) = s.sid.as_deref() {
+                out.push_str(" (Sid \"");
+                out.push_str(sid);
+                out.push('"');
+                out.push(')');
+            }
+            out.push_str(" of policy ");
+            out.push_str(&policy.name);
+            out.push_str(" [");
+            match &policy.file {
+                Some(f) => match f.to_str() {
+                    Some(f) => out.push_str(f),
+                    None => {
+                        let _ = write!(out, "{}", f.display());
+                    }
+                },
+                None => out.push_str("built-in"),
+            }
+            if policy.file.is_some() {
+                let _ = write!(out, ":{}", s.line);
+            }
+            out.push(']');
+        };
+        let phrase = |out: &mut String, before: &str, at: StatementRef, after: &str| {
+            out.push_str(before);
+            statement(out, at);
+            out.push_str(after);
         };
         match *self {
-            Reason::Statement(at, _) if allowed => format!("allowed by {}", statement(at)),
-            Reason::Statement(at, _) => format!("explicitly denied by {}", statement(at)),
-            Reason::DenyErrored(at, _) => format!(
-                "denied: {} is a Deny whose condition could not be evaluated",
-                statement(at)
+            Reason::Statement(at, _) if allowed => phrase(&mut out, "allowed by ", at, ""),
+            Reason::Statement(at, _) => phrase(&mut out, "explicitly denied by ", at, ""),
+            Reason::DenyErrored(at, _) => phrase(
+                &mut out,
+                "denied: ",
+                at,
+                " is a Deny whose condition could not be evaluated",
             ),
-            Reason::Guardrail(at) if allowed => format!("guardrail passed by {}", statement(at)),
-            Reason::Guardrail(at) => format!("explicitly denied by guardrail {}", statement(at)),
+            Reason::Guardrail(at) if allowed => phrase(&mut out, "guardrail passed by ", at, ""),
+            Reason::Guardrail(at) => phrase(&mut out, "explicitly denied by guardrail ", at, ""),
             Reason::ImplicitDeny(PolicyType::ControlPolicy) => {
-                "denied: no guardrail statement allows it".into()
+                out.push_str("denied: no guardrail statement allows it")
             }
             Reason::ImplicitDeny(_) => {
-                "denied: no attached policy statement allows it (implicit deny)".into()
+                out.push_str("denied: no attached policy statement allows it (implicit deny)")
             }
             Reason::RootBypass => {
-                "allowed: the account (root) is not subject to identity policies".into()
+                out.push_str("allowed: the account (root) is not subject to identity policies")
             }
             Reason::UnknownResourceGroup => {
-                "denied: the request names a resource group that is not declared".into()
+                out.push_str("denied: the request names a resource group that is not declared")
             }
             Reason::NotFound => {
-                "denied: the container group does not exist (answered as a denial)".into()
+                out.push_str("denied: the container group does not exist (answered as a denial)")
             }
             Reason::Concealed(at) => {
-                let by = at
-                    .map(|at| format!(" by {}", statement(at)))
-                    .unwrap_or_default();
-                format!("denied{by}; the caller may see nothing of this container group, so it is answered as one that does not exist")
+                out.push_str("denied");
+                if let Some(at) = at {
+                    phrase(&mut out, " by ", at, "");
+                }
+                out.push_str("; the caller may see nothing of this container group, so it is answered as one that does not exist");
             }
             Reason::NothingVisible => {
-                "denied: none of the container groups named may be seen".into()
+                out.push_str("denied: none of the container groups named may be seen")
             }
-            Reason::PerItem => "forwarded: each item of the answer is checked on its own".into(),
+            Reason::PerItem => {
+                out.push_str("forwarded: each item of the answer is checked on its own")
+            }
         }
+        out
     }
 }
 
