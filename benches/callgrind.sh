@@ -14,6 +14,7 @@
 #
 # Settings (environment): N1 (default 500), N2 (3000), TOP (40), INCLUSIVE (0),
 # DECISIONS (`off`, the default, or `file`: every decision logged to a file, as by default),
+# TLS (1: the calls over TLS 1.3, `[listen.tls]` with an ECDSA P-256 certificate),
 # PROXY_CPU (1), KEEP (a directory to keep the callgrind.out files in),
 # RAMGATE_BIN (default: built here with `cargo build --release`).
 #
@@ -26,6 +27,7 @@ N2=${N2:-3000}
 TOP=${TOP:-40}
 INCLUSIVE=${INCLUSIVE:-0}
 DECISIONS=${DECISIONS:-off}
+TLS=${TLS:-0}
 PROXY_CPU=${PROXY_CPU:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -47,6 +49,14 @@ ID=$(curl -fsS -X POST "http://$BACKEND/?Action=CreateContainerGroup&Version=201
   python3 -c 'import json,sys; print(json.load(sys.stdin)["ContainerGroupId"])')
 
 ramgate_config "$TMP/ramgate.toml" "$ROOT/config/policies"
+if [[ $TLS == 1 ]]; then
+  bench_certificates "$TMP/certs"
+  cat >>"$TMP/ramgate.toml" <<EOF
+[listen.tls]
+cert = "$TMP/certs/server.pem"
+key = "$TMP/certs/server.key"
+EOF
+fi
 if [[ $DECISIONS == file ]]; then
   sed -i "s|^decisions = \"off\"|decisions = \"$TMP/decisions.log\"|" "$TMP/ramgate.toml"
 fi
@@ -66,15 +76,17 @@ run() {
   local addr
   addr=$(listening proxy "$TMP/serve.$n.log" 60)  # valgrind is slow to start
   # The request bytes of benches/load.lua's `single`, sent back to back on one connection.
-  python3 - "$addr" "$ID" "$n" "$pid" <<'EOF'
-import socket, subprocess, sys
-addr, gid, n, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+  python3 - "$addr" "$ID" "$n" "$pid" "$TLS" "$TMP/certs/ca.pem" <<'EOF'
+import socket, ssl, subprocess, sys
+addr, gid, n, pid, tls, ca = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 host, port = addr.rsplit(":", 1)
 req = (f"GET /?Action=DescribeContainerLog&ContainerGroupId={gid}"
        "&Version=2018-08-08&Format=JSON&RegionId=cn-hangzhou HTTP/1.1\r\n"
        f"Host: {addr}\r\n"
        "x-ramgate-principal: acs:ram::1234567890123456:user/liumi\r\n\r\n").encode()
 s = socket.create_connection((host, int(port)))
+if tls == "1":
+    s = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname="localhost")
 f = s.makefile("rb")
 for i in range(n + 1):
     if i == 1:

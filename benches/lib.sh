@@ -76,3 +76,20 @@ decisions = "off"
 ${3:-}
 EOF
 }
+
+# Test certificates in directory $1: a CA (ca.pem), a server certificate for localhost and
+# 127.0.0.1 (server.pem, server.key) and liumi's client certificate, its SPIFFE id in the URI
+# SAN (client.pem, client.key); ECDSA P-256 throughout.
+bench_certificates() {
+  mkdir -p "$1"
+  (
+    cd "$1"
+    new_key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" -keyout "$2.key" "${@:3}" 2>/dev/null; }
+    new_key bench-ca ca -x509 -days 2 -out ca.pem
+    new_key localhost server -out server.csr
+    new_key liumi client -out client.csr
+    sign() { openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile <(printf '%s' "$2") -out "$1.pem" 2>/dev/null; }
+    sign server $'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
+    sign client $'subjectAltName=URI:spiffe://example.org/ns/dev/sa/liumi\nextendedKeyUsage=clientAuth'
+  )
+}

@@ -92,20 +92,9 @@ open(out, "w").write("\n".join(ids) + "\n")
 EOF
 FIRST_ID=$(head -1 "$TMP/ids")
 
-# --- certificates (`tls`, `mtls`): one CA; a server certificate for localhost and 127.0.0.1;
-# liumi's client certificate (its SPIFFE id in the URI SAN). ECDSA P-256 for both servers.
+# --- certificates (`tls`, `mtls`; ECDSA P-256 for both servers) ----------------------------
 CERTS=$TMP/certs
-mkdir -p "$CERTS"
-(
-  cd "$CERTS"
-  new_key() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" -keyout "$2.key" "${@:3}" 2>/dev/null; }
-  new_key bench-ca ca -x509 -days 2 -out ca.pem
-  new_key localhost server -out server.csr
-  new_key liumi client -out client.csr
-  sign() { openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile <(printf '%s' "$2") -out "$1.pem" 2>/dev/null; }
-  sign server $'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
-  sign client $'subjectAltName=URI:spiffe://example.org/ns/dev/sa/liumi\nextendedKeyUsage=clientAuth'
-)
+bench_certificates "$CERTS"
 
 # --- nginx: one worker each, as ramgate gets one core; keep-alive to the backend ----------
 #   nginx       no access log (as ramgate with `decisions = "off"`);

@@ -128,24 +128,10 @@ fn mount_of(deployment: &Value, config_map: &str) -> String {
 fn the_shipped_configuration_loads_and_matches_the_manifests() {
     let docs = k8s_documents();
     let deployment = find(&docs, "Deployment", "eci-api");
-    let container = ramgate_container(deployment);
-    let config_dir = mount_of(deployment, "ramgate-config");
     let policy_dir = mount_of(deployment, "ramgate-policies");
 
     // ramgate.toml: the file `--config` names, listening on the container's ports.
-    let args: Vec<&str> = list(&container["args"])
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let config_path = format!("{config_dir}/ramgate.toml");
-    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
-    let toml = find(&docs, "ConfigMap", "ramgate-config")["data"]["ramgate.toml"]
-        .as_str()
-        .expect("ramgate.toml in the ConfigMap");
-    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
-        .unwrap_or_else(|e| panic!("the ConfigMap's ramgate.toml: {e}"));
-    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
-    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
+    let (container, config) = serving_container(&docs, deployment, "ramgate-config");
     assert!(
         config.listen.addr.ip().is_unspecified(),
         "reachable in the pod"
@@ -192,6 +178,31 @@ fn the_shipped_configuration_loads_and_matches_the_manifests() {
     assert_eq!(snapshot.files.len(), data.len());
 }
 
+/// The ramgate container of `deployment` serving with the `ramgate.toml` of ConfigMap
+/// `config_map`, mounted where its `--config` argument says; returns the container and the
+/// configuration, checked to listen on the manifests' proxy and admin ports.
+fn serving_container<'a>(
+    docs: &'a [(String, Value)],
+    deployment: &'a Value,
+    config_map: &str,
+) -> (&'a Value, ramgate::config::Config) {
+    let container = ramgate_container(deployment);
+    let config_path = format!("{}/ramgate.toml", mount_of(deployment, config_map));
+    let args: Vec<&str> = list(&container["args"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
+    let toml = find(docs, "ConfigMap", config_map)["data"]["ramgate.toml"]
+        .as_str()
+        .expect("ramgate.toml in the ConfigMap");
+    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
+        .unwrap_or_else(|e| panic!("{config_map}'s ramgate.toml: {e}"));
+    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
+    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
+    (container, config)
+}
+
 /// config/k8s/rrsa.yaml: ramgate in front of the real ECI endpoint, signing with a RAM
 /// role through RRSA. Its configuration loads with `signing = "acs3"` over HTTPS, the
 /// credential chain given the manifest's environment picks OIDC, and the token file it
@@ -200,27 +211,13 @@ fn the_shipped_configuration_loads_and_matches_the_manifests() {
 fn the_rrsa_example_signs_with_the_role_of_its_projected_token() {
     let docs = k8s_documents();
     let deployment = find(&docs, "Deployment", "eci-gateway");
-    let container = ramgate_container(deployment);
-    let config_dir = mount_of(deployment, "ramgate-cloud-config");
-    let config_path = format!("{config_dir}/ramgate.toml");
-    let args: Vec<&str> = list(&container["args"])
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
-    let toml = find(&docs, "ConfigMap", "ramgate-cloud-config")["data"]["ramgate.toml"]
-        .as_str()
-        .expect("ramgate.toml in the ConfigMap");
-    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
-        .unwrap_or_else(|e| panic!("rrsa.yaml's ramgate.toml: {e}"));
+    let (container, config) = serving_container(&docs, deployment, "ramgate-cloud-config");
     assert_eq!(config.upstream.signing, ramgate::config::Signing::Acs3);
     assert!(
         config.upstream.url.starts_with("https://eci."),
         "{}",
         config.upstream.url
     );
-    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
-    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
 
     let env: std::collections::HashMap<String, String> = list(&container["env"])
         .iter()
@@ -287,14 +284,7 @@ fn the_gateway_runs_three_replicas_sharing_its_redis() {
     assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(3));
     let labels = &deployment["spec"]["template"]["metadata"]["labels"];
     assert_eq!(&deployment["spec"]["selector"]["matchLabels"], labels);
-    let container = ramgate_container(deployment);
-    let config_dir = mount_of(deployment, "ramgate-gateway-config");
-    let config_path = format!("{config_dir}/ramgate.toml");
-    let args: Vec<&str> = list(&container["args"])
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert_eq!(args, ["serve", "--config", config_path.as_str()]);
+    let (container, config) = serving_container(&docs, deployment, "ramgate-gateway-config");
     assert_eq!(
         mount_of(deployment, "ramgate-policies"),
         "/etc/ramgate/policies"
@@ -304,14 +294,6 @@ fn the_gateway_runs_three_replicas_sharing_its_redis() {
         assert_eq!(get["path"].as_str(), Some(path));
         assert_eq!(port_number(&get["port"], container), ADMIN_PORT);
     }
-
-    let toml = find(&docs, "ConfigMap", "ramgate-gateway-config")["data"]["ramgate.toml"]
-        .as_str()
-        .expect("ramgate.toml in the ConfigMap");
-    let config = ramgate::config::Config::parse(Path::new(&config_path), toml)
-        .unwrap_or_else(|e| panic!("the gateway's ramgate.toml: {e}"));
-    assert_eq!(u64::from(config.listen.addr.port()), PROXY_PORT);
-    assert_eq!(u64::from(config.admin.addr.port()), ADMIN_PORT);
     let cluster = config.cluster.expect("the gateway has a [cluster]");
     assert_eq!(cluster.on_unavailable, ramgate::config::OnUnavailable::Deny);
 
