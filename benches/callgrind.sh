@@ -3,20 +3,25 @@
 # benches/load.sh), counted exactly with callgrind, so that a change to the forwarding path
 # can be measured on a busy machine where wall-clock figures are noise.
 #
-# Method: `ramgate serve` (decision log off unless DECISIONS=file, identity from `x-ramgate-principal`, pinned to
-# one CPU so that its runtime runs one worker) is run under callgrind twice: once serving
+# Method: `ramgate serve` (decision log off unless DECISIONS=file, identity from
+# `x-ramgate-principal` unless SIGNED is set, pinned to one CPU so that its runtime runs one
+# worker) is run under callgrind twice: once serving
 # N1 and once N2 DescribeContainerLog calls on one cached container group, over one
 # keep-alive connection. Counting starts after the first call (start-up, policy load, the
 # metadata miss and one-off calibrations such as the cache's clock vary from run to run);
 # what is left besides the calls (shutdown) is the same in both runs, so
-# (total(N2) - total(N1)) / (N2 - N1) is the cost of one call. The same difference is printed per function (self cost, and with INCLUSIVE=1
-# inclusive cost), the TOP largest.
+# (total(N2) - total(N1)) / (N2 - N1) is the cost of one call. The same difference is
+# printed per function (self cost, and with INCLUSIVE=1 inclusive cost), the TOP largest.
 #
 # Settings (environment): N1 (default 500), N2 (3000), TOP (40), INCLUSIVE (0),
 # DECISIONS (`off`, the default, or `file`: every decision logged to a file, as by default),
 # TLS (1: the calls over TLS 1.3, `[listen.tls]` with an ECDSA P-256 certificate),
 # PROXY_CPU (1), KEEP (a directory to keep the callgrind.out files in),
-# RAMGATE_BIN (default: built here with `cargo build --release`).
+# RAMGATE_BIN (default: built here with `cargo build --release`), SIGNED (empty: identity
+# from `x-ramgate-principal`; `v3` or `v1`: each call signed ACS3-HMAC-SHA256 or RPC v1
+# HMAC-SHA1 with liumi's demo key, a fresh nonce and the current time, as
+# benches/sign_requests.py signs them). `SIGNED=v3` minus the default run is what verifying
+# a signature costs per call.
 #
 # Traffic goes to 127.0.0.1 only; everything started is stopped and the temporary
 # directory removed on exit.
@@ -24,6 +29,8 @@ set -euo pipefail
 
 N1=${N1:-500}
 N2=${N2:-3000}
+SIGNED=${SIGNED:-}
+case $SIGNED in "" | v3 | v1) ;; *) echo "SIGNED is v3, v1 or empty" >&2; exit 1 ;; esac
 TOP=${TOP:-40}
 INCLUSIVE=${INCLUSIVE:-0}
 DECISIONS=${DECISIONS:-off}
@@ -76,14 +83,25 @@ run() {
   local addr
   addr=$(listening proxy "$TMP/serve.$n.log" 60)  # valgrind is slow to start
   # The request bytes of benches/load.lua's `single`, sent back to back on one connection.
-  python3 - "$addr" "$ID" "$n" "$pid" "$TLS" "$TMP/certs/ca.pem" <<'EOF'
-import socket, ssl, subprocess, sys
-addr, gid, n, pid, tls, ca = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+  # Signed calls are signed here, each just before it is sent (a fresh nonce, the time
+  # now); signing costs the client, not the proxy.
+  python3 - "$addr" "$ID" "$n" "$pid" "$SIGNED" "$ROOT/benches" "$TLS" "$TMP/certs/ca.pem" <<'EOF'
+import socket, ssl, subprocess, sys, time, uuid
+addr, gid, n, pid, signed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+tls, ca = sys.argv[7], sys.argv[8]
+sys.path.insert(0, sys.argv[6])
+from sign_requests import v1, v3
 host, port = addr.rsplit(":", 1)
-req = (f"GET /?Action=DescribeContainerLog&ContainerGroupId={gid}"
-       "&Version=2018-08-08&Format=JSON&RegionId=cn-hangzhou HTTP/1.1\r\n"
-       f"Host: {addr}\r\n"
-       "x-ramgate-principal: acs:ram::1234567890123456:user/liumi\r\n\r\n").encode()
+trusted = (f"GET /?Action=DescribeContainerLog&ContainerGroupId={gid}"
+           "&Version=2018-08-08&Format=JSON&RegionId=cn-hangzhou HTTP/1.1\r\n"
+           f"Host: {addr}\r\n"
+           "x-ramgate-principal: acs:ram::1234567890123456:user/liumi\r\n\r\n").encode()
+sign = {"v3": v3, "v1": v1}.get(signed)
+def request():
+    if sign is None:
+        return trusted
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return sign(gid, "LTAIliumiExampleKey", "inline-only-for-demos", now, uuid.uuid4().hex).encode()
 s = socket.create_connection((host, int(port)))
 if tls == "1":
     s = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname="localhost")
@@ -91,7 +109,7 @@ f = s.makefile("rb")
 for i in range(n + 1):
     if i == 1:
         subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
-    s.sendall(req)
+    s.sendall(request())
     status = f.readline()
     assert b" 200 " in status, status
     length = 0

@@ -10,7 +10,7 @@ mod secret;
 
 pub use quotas::{QuotaRule, QuotaSubject};
 
-pub use secret::Secret;
+pub use secret::{KeyedMacs, Secret};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Position, MAX_LISTED};
 use crate::policy::builtin;
@@ -55,6 +55,8 @@ pub struct ResourceGroup {
 pub struct AccessKey {
     pub principal: PrincipalId,
     pub secret: Secret,
+    /// The signature HMACs, keyed with `secret` once, here (see [`KeyedMacs`]).
+    pub macs: KeyedMacs,
 }
 
 /// Every principal and resource group, resolved. Principal 0 is the account (root).
@@ -401,13 +403,26 @@ impl Builder<'_> {
             self.key_owner
                 .insert(k.id.get_ref().clone(), owner_name.to_owned());
             let base = self.path.parent().unwrap_or(Path::new("."));
-            match secret::resolve(k, base) {
-                Ok(secret) => {
+            let resolved = secret::resolve(k, base).and_then(|secret| {
+                let macs = KeyedMacs::new(secret.expose()).ok_or_else(|| {
+                    (
+                        format!(
+                            "the secret of access key \"{}\" cannot key an HMAC",
+                            k.id.get_ref()
+                        ),
+                        "report this as a bug of ramgate".to_owned(),
+                    )
+                })?;
+                Ok((secret, macs))
+            });
+            match resolved {
+                Ok((secret, macs)) => {
                     self.dir.access_keys.insert(
                         k.id.get_ref().as_str().into(),
                         AccessKey {
                             principal: owner,
                             secret,
+                            macs,
                         },
                     );
                 }

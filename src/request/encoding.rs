@@ -27,7 +27,11 @@ pub enum EncodingError {
 /// what a duplicate means). Empty segments (`a=1&&b=2`) are skipped; a name without `=`
 /// has an empty value. `+` means a space, as in HTML forms and most SDKs' query strings.
 pub fn parse_urlencoded(input: &str) -> Result<Vec<(String, String)>, EncodingError> {
-    let mut pairs = Vec::new();
+    if input.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One allocation for the list: there are at most as many pairs as segments.
+    let mut pairs = Vec::with_capacity(input.bytes().filter(|b| *b == b'&').count() + 1);
     for segment in input.split('&').filter(|s| !s.is_empty()) {
         let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
         pairs.push((decode_component(name)?, decode_component(value)?));
@@ -67,8 +71,73 @@ pub fn decode_component(raw: &str) -> Result<String, EncodingError> {
 
 /// RFC 3986 encoding (space as `%20`, `~` kept), as Alibaba Cloud's signers use it.
 pub fn rfc3986_encode(value: &str) -> Cow<'_, str> {
+    // Most names and values need no escape: one table look-up per byte says so.
+    if value.bytes().all(is_unreserved) {
+        return Cow::Borrowed(value);
+    }
     utf8_percent_encode(value, RFC3986).into()
 }
+
+/// Appends [`rfc3986_encode`]`(value)` to `out`.
+fn rfc3986_encode_into(out: &mut String, value: &str) {
+    if value.bytes().all(is_unreserved) {
+        out.push_str(value);
+    } else {
+        out.extend(utf8_percent_encode(value, RFC3986));
+    }
+}
+
+/// Appends `encode(encode(value))` to `out`, [`rfc3986_encode`] twice, in one pass: an
+/// unreserved byte is itself both times, any other byte `b` is `%XX` once and `%25XX` twice
+/// (the `%` is escaped, the hex digits are unreserved). RPC v1's string to sign encodes
+/// the encoded query once more.
+pub fn rfc3986_encode_twice_into(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = value;
+    while !rest.is_empty() {
+        let plain = rest
+            .bytes()
+            .position(|b| !is_unreserved(b))
+            .unwrap_or(rest.len());
+        let (head, tail) = rest.split_at(plain);
+        out.push_str(head);
+        let Some(&b) = tail.as_bytes().first() else {
+            break;
+        };
+        out.push_str("%25");
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+        // A byte that is not unreserved may be the first of a multi-byte character: go on
+        // byte by byte until the next character boundary, escaping each.
+        let mut next = 1;
+        while !tail.is_char_boundary(next) {
+            let b = tail.as_bytes()[next];
+            out.push_str("%25");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            next += 1;
+        }
+        rest = &tail[next..];
+    }
+}
+
+/// The RFC 3986 unreserved characters (`A-Z a-z 0-9 - _ . ~`), which are never escaped:
+/// the complement of [`RFC3986`].
+fn is_unreserved(b: u8) -> bool {
+    UNRESERVED[usize::from(b)]
+}
+
+/// [`is_unreserved`] as a table, one look-up per byte.
+static UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+        b += 1;
+    }
+    table
+};
 
 /// `a=1&b=2` from pairs, each side RFC 3986-encoded, in the order given.
 pub fn encode_pairs<'a, I>(pairs: I) -> String
@@ -84,9 +153,9 @@ where
         if !out.is_empty() {
             out.push('&');
         }
-        out.extend(utf8_percent_encode(name, RFC3986));
+        rfc3986_encode_into(&mut out, name);
         out.push('=');
-        out.extend(utf8_percent_encode(value, RFC3986));
+        rfc3986_encode_into(&mut out, value);
     }
     out
 }
@@ -135,5 +204,37 @@ mod tests {
     fn encodes_as_rfc3986() {
         assert_eq!(rfc3986_encode("a b*~/é"), "a%20b%2A~%2F%C3%A9");
         assert_eq!(encode_pairs([("Tag.1.Key", "a b")]), "Tag.1.Key=a%20b");
+    }
+
+    #[test]
+    fn the_unreserved_table_is_the_complement_of_the_escaped_set() {
+        for b in 0..128u8 {
+            let text = char::from(b).to_string();
+            let kept = utf8_percent_encode(&text, RFC3986).to_string() == text;
+            assert_eq!(is_unreserved(b), kept, "{b}");
+        }
+        // Bytes of multi-byte characters are always escaped.
+        assert!((128..=255u8).all(|b| !is_unreserved(b)));
+    }
+
+    #[test]
+    fn encoding_twice_in_one_pass_is_encoding_twice() {
+        for value in [
+            "",
+            "plain-_.~09AZaz",
+            "a b*~/é",
+            "%2F&=+",
+            "日本語x",
+            "é",
+            "\u{7f}\u{0}",
+        ] {
+            let mut once_more = String::new();
+            rfc3986_encode_twice_into(&mut once_more, value);
+            assert_eq!(
+                once_more,
+                rfc3986_encode(&rfc3986_encode(value)),
+                "{value:?}"
+            );
+        }
     }
 }

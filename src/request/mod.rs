@@ -129,9 +129,14 @@ pub fn parse(
 
     let canonical = canonical::build(spec, params)?;
     // Only a V3 signature covers the body (by its hash): skip hashing for everyone else.
-    let body_sha256 = credentials
-        .has_v3_signature()
-        .then(|| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw_body)));
+    // Most signed calls have no body, whose hash is a constant.
+    let body_sha256 = credentials.has_v3_signature().then(|| {
+        if raw_body.is_empty() {
+            crate::acs3::EMPTY_BODY_SHA256.to_owned()
+        } else {
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw_body))
+        }
+    });
     Ok(ParsedRequest {
         canonical,
         credentials,

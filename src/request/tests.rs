@@ -145,6 +145,11 @@ fn rpc_everything_in_the_query() {
     assert!(signed.contains("Timestamp=2024-01-01T00%3A00%3A00Z"));
     assert!(!signed.contains("Signature=c2ln"));
     assert_eq!(parsed.raw.query.len(), 13);
+    // The string to sign, written in one pass, is the canonicalized query encoded again.
+    assert_eq!(
+        parsed.raw.v1_string_to_sign(),
+        format!("GET&%2F&{}", super::encoding::rfc3986_encode(&signed))
+    );
 }
 
 #[test]

@@ -12,7 +12,8 @@
 //! authentic, so nobody can burn another client's nonces.
 //!
 //! Secrets are used for the HMAC and nowhere else: no message, log line or metric carries
-//! one. Comparisons of signatures are constant-time (`Mac::verify_slice`).
+//! one. Each key's HMACs are keyed when the policies load ([`KeyedMacs`]); a request clones
+//! the keyed state. Comparisons of signatures are constant-time (`Mac::verify_slice`).
 
 pub mod nonce;
 mod v1;
@@ -22,7 +23,7 @@ pub use nonce::{NonceCache, Seen};
 
 use super::IdentityError;
 use crate::config;
-use crate::principals::{AccessKey, PrincipalId};
+use crate::principals::{AccessKey, KeyedMacs, PrincipalId};
 use crate::request::ParsedRequest;
 use crate::snapshot::Snapshot;
 use http::HeaderMap;
@@ -81,17 +82,12 @@ pub fn verify_signature(
     now: i64,
 ) -> Result<Verified, IdentityError> {
     let claim = claim_of(headers, request)?;
-    let key = access_key(snapshot, &claim.key_id)?;
-    let (timestamp, skew) = check_signed(
-        &claim,
-        key.secret.expose(),
-        settings.max_clock_skew_secs,
-        now,
-    )?;
+    let key = access_key(snapshot, claim.key_id)?;
+    let (timestamp, skew) = check_signed(&claim, &key.macs, settings.max_clock_skew_secs, now)?;
     Ok(Verified {
         principal: key.principal,
-        key_id: claim.key_id,
-        nonce: claim.nonce,
+        key_id: claim.key_id.to_owned(),
+        nonce: claim.nonce.to_owned(),
         nonce_field: claim.nonce_field,
         timestamp,
         skew,
@@ -113,15 +109,21 @@ pub fn verify_single_key(
 ) -> Result<(), IdentityError> {
     let claim = claim_of(headers, request)?;
     if claim.key_id != key_id {
-        return Err(key_not_found(&claim.key_id));
+        return Err(key_not_found(claim.key_id));
     }
-    let (timestamp, skew) = check_signed(&claim, secret, max_clock_skew_secs, now)?;
-    let seen = replay.check_and_remember(&claim.key_id, &claim.nonce, timestamp, skew, now);
-    nonce_verdict(seen, claim.nonce_field, &claim.nonce, skew)
+    // The one key of a test backend: keyed per call, not kept.
+    let macs = KeyedMacs::new(secret)
+        .ok_or_else(|| IdentityError::Refused("the backend's secret cannot key an HMAC".into()))?;
+    let (timestamp, skew) = check_signed(&claim, &macs, max_clock_skew_secs, now)?;
+    let seen = replay.check_and_remember(claim.key_id, claim.nonce, timestamp, skew, now);
+    nonce_verdict(seen, claim.nonce_field, claim.nonce, skew)
 }
 
 /// The request's V3 or v1 claim.
-fn claim_of(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, IdentityError> {
+fn claim_of<'a>(
+    headers: &'a HeaderMap,
+    request: &'a ParsedRequest,
+) -> Result<Claim<'a>, IdentityError> {
     let credentials = &request.credentials;
     match (credentials.has_v3_signature(), credentials.has_v1_signature()) {
         (true, true) => Err(IdentityError::Refused(
@@ -136,17 +138,17 @@ fn claim_of(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, Ident
     }
 }
 
-/// The timestamp, then the signature under `secret`; returns the signed time (Unix
+/// The timestamp, then the signature under the key's `macs`; returns the signed time (Unix
 /// seconds) and the skew window, for the nonce claim that comes last.
 fn check_signed(
     claim: &Claim,
-    secret: &str,
+    macs: &KeyedMacs,
     max_clock_skew_secs: u64,
     now: i64,
 ) -> Result<(i64, Duration), IdentityError> {
     let skew = Duration::from_secs(max_clock_skew_secs);
-    let timestamp = check_time(claim.time_field, &claim.time, skew, now)?;
-    claim.check(secret)?;
+    let timestamp = check_time(claim.time_field, claim.time, skew, now)?;
+    claim.check(macs)?;
     Ok((timestamp, skew))
 }
 
@@ -168,14 +170,15 @@ fn nonce_verdict(
     }
 }
 
-/// What a request claims, ready to be checked against a key's secret.
-pub(super) struct Claim {
-    pub key_id: String,
+/// What a request claims, ready to be checked against a key's secret; it borrows from the
+/// request.
+pub(super) struct Claim<'a> {
+    pub key_id: &'a str,
     /// Where the time and nonce came from, for messages (`x-acs-date`, `Timestamp`...).
     pub time_field: &'static str,
-    pub time: String,
+    pub time: &'a str,
     pub nonce_field: &'static str,
-    pub nonce: String,
+    pub nonce: &'a str,
     pub proof: Proof,
 }
 
@@ -184,7 +187,8 @@ pub(super) enum Proof {
     V3 {
         /// The canonical request, as ramgate rebuilt it.
         canonical_request: String,
-        signature: Vec<u8>,
+        /// `None`: hex of another length than a SHA-256 HMAC's, which matches nothing.
+        signature: Option<[u8; 32]>,
     },
     V1 {
         string_to_sign: String,
@@ -192,37 +196,37 @@ pub(super) enum Proof {
     },
 }
 
-impl Claim {
-    /// Recomputes the signature with the key's secret and compares in constant time.
-    fn check(&self, secret: &str) -> Result<(), IdentityError> {
-        let (ok, string_to_sign, extra) = match &self.proof {
+impl Claim<'_> {
+    /// Recomputes the signature with the key's HMACs and compares in constant time. The
+    /// message of a mismatch (the string ramgate signed) is only built on that path.
+    fn check(&self, macs: &KeyedMacs) -> Result<(), IdentityError> {
+        match &self.proof {
             Proof::V3 {
                 canonical_request,
                 signature,
             } => {
+                let ok = signature.as_ref().is_some_and(|signature| {
+                    crate::acs3::verify(macs.acs3(), canonical_request, signature)
+                });
+                if ok {
+                    return Ok(());
+                }
                 let string_to_sign = crate::acs3::string_to_sign(canonical_request);
-                let ok = crate::acs3::matches(secret, &string_to_sign, signature);
-                (
-                    ok,
-                    string_to_sign,
-                    format!(" (the SHA-256 of this canonical request:\n{canonical_request}\n)"),
-                )
+                Err(mismatch(format!(
+                    "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign} (the SHA-256 of this canonical request:\n{canonical_request}\n)"
+                )))
             }
             Proof::V1 {
                 string_to_sign,
                 signature,
-            } => (
-                v1::matches(secret, string_to_sign, signature),
-                string_to_sign.clone(),
-                String::new(),
-            ),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(mismatch(format!(
-                "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}{extra}"
-            )))
+            } => {
+                if v1::matches(macs.rpc_v1(), string_to_sign, signature) {
+                    return Ok(());
+                }
+                Err(mismatch(format!(
+                    "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
+                )))
+            }
         }
     }
 }

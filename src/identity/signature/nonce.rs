@@ -12,13 +12,20 @@
 //! ([`PER_KEY_SHARE`]): one key signing as fast as it can fills its own share and gets 503
 //! for its own requests, while every other key's requests are still checked and served.
 //!
+//! The entries are spread over shards, each with its own lock, so that workers verifying
+//! signatures at once seldom wait for each other; the bounds above hold for the whole
+//! cache, not per shard (see [`NonceCache`]).
+//!
 //! Time is the caller's `now` (Unix seconds), never the wall clock: the verifier takes
 //! `now` as a parameter so tests can replay recorded requests at their recorded time.
 
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
+use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Mutex;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// At most this many nonces are remembered at once (about 50 MiB). Past it, signed
@@ -29,21 +36,46 @@ pub const MAX_NONCES: usize = 1 << 20;
 /// One AccessKey may hold at most `capacity / PER_KEY_SHARE` of the remembered nonces.
 pub const PER_KEY_SHARE: usize = 8;
 
+/// The nonces are kept in this many shards, each behind its own lock and chosen by the
+/// nonce's digest, so that workers checking different nonces do not wait for each other.
+const SHARDS: usize = 16;
+
 /// Nonces seen within the skew window.
+///
+/// Bounds are global, as if there were one map: [`NonceCache::len`] counts every shard,
+/// and each key's count is kept once, in a shard of its own by the key's hash. Every check
+/// first purges, in every shard that holds one, the nonces expired at `now` (a shard's
+/// earliest expiry is readable without its lock), so an answer never depends on which
+/// shard a nonce or an expired nonce is in. Locks are taken nonce shard first, then key
+/// shard, never the other way round, so two checks cannot deadlock.
 #[derive(Debug)]
 pub struct NonceCache {
     window: Duration,
     capacity: usize,
     per_key: usize,
+    shards: Box<[Shard]>,
+    /// How many nonces all shards hold together.
+    len: AtomicUsize,
+    /// AccessKey hash → how many of the remembered nonces are its, in shards by that hash.
+    key_counts: Box<[Mutex<HashMap<u64, usize>>]>,
+    /// Hashes AccessKey ids for `key_counts`: SipHash under a random key of this process,
+    /// so nobody can pick two ids that share a count (and ids come from verified requests,
+    /// that is from the keys configured).
+    key_hasher: RandomState,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
     inner: Mutex<Inner>,
+    /// The earliest expiry in `inner.by_expiry` (`i64::MAX` when empty), kept under the
+    /// lock, read without it: a shard with nothing expired is not locked to be purged.
+    next_expiry: AtomicI64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Digest → (expiry in Unix seconds, the digest of its AccessKey id).
-    seen: HashMap<u128, (i64, u128)>,
-    /// AccessKey digest → how many of `seen` are its.
-    per_key: HashMap<u128, usize>,
+    /// Digest → (expiry in Unix seconds, the hash of its AccessKey id).
+    seen: HashMap<u128, (i64, u64)>,
     /// The same entries by expiry, soonest first, to drop the expired ones cheaply.
     by_expiry: BinaryHeap<Reverse<(i64, u128)>>,
 }
@@ -66,6 +98,13 @@ impl Default for NonceCache {
     }
 }
 
+/// A poisoned lock means a panic while holding it; no operation below can leave a map
+/// half-updated, so carrying on is safe (and refusing every signed request for the rest
+/// of the process would not be).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl NonceCache {
     /// A cache that remembers each nonce for at least `window` past its request's
     /// timestamp (use the clock-skew window).
@@ -81,7 +120,15 @@ impl NonceCache {
             window,
             capacity,
             per_key: (capacity / PER_KEY_SHARE).max(1),
-            inner: Mutex::new(Inner::default()),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    next_expiry: AtomicI64::new(i64::MAX),
+                    ..Shard::default()
+                })
+                .collect(),
+            len: AtomicUsize::new(0),
+            key_counts: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            key_hasher: RandomState::new(),
         }
     }
 
@@ -104,80 +151,115 @@ impl NonceCache {
         let retention = i64::try_from(skew.max(self.window).as_secs()).unwrap_or(i64::MAX);
         let expires = timestamp.saturating_add(retention);
         let digest = digest(key_id, nonce);
-        let key = digest_key(key_id);
-        // A poisoned lock means a panic while holding it; the map operations below cannot
-        // leave it half-updated, so carrying on is safe (and refusing every signed request
-        // for the rest of the process would not be).
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner.purge(now);
+        let key = self.key_hasher.hash_one(key_id);
+        self.purge(now);
+        let shard = &self.shards[shard_of(digest)];
+        let mut inner = lock(&shard.inner);
         if inner.seen.contains_key(&digest) {
             return Seen::Replayed;
         }
-        let held = inner.per_key.get(&key).copied().unwrap_or(0);
-        if inner.seen.len() >= self.capacity || held >= self.per_key {
+        // Room in the whole cache, taken only while there is some...
+        let reserved = self
+            .len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
             return Seen::Full;
         }
+        // ...and in the key's share (given back if the share is full).
+        {
+            let mut counts = lock(&self.key_counts[key_shard_of(key)]);
+            let held = counts.entry(key).or_insert(0);
+            if *held >= self.per_key {
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                return Seen::Full;
+            }
+            *held += 1;
+        }
         inner.seen.insert(digest, (expires, key));
-        inner.per_key.insert(key, held + 1);
         inner.by_expiry.push(Reverse((expires, digest)));
+        shard.next_expiry.fetch_min(expires, Ordering::AcqRel);
         Seen::New
     }
 
     /// How many nonces are remembered (tests, diagnostics).
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .seen
-            .len()
+        self.len.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-impl Inner {
-    /// Forgets every nonce whose request's timestamp is now outside the window.
-    fn purge(&mut self, now: i64) {
-        while let Some(Reverse((expires, digest))) = self.by_expiry.peek().copied() {
-            if expires >= now {
-                break;
-            }
-            self.by_expiry.pop();
-            let Some(&(at, key)) = self.seen.get(&digest) else {
-                continue;
-            };
-            if at != expires {
+    /// Forgets, in every shard, every nonce whose request's timestamp is now outside the
+    /// window.
+    fn purge(&self, now: i64) {
+        for shard in self.shards.iter() {
+            if shard.next_expiry.load(Ordering::Acquire) >= now {
                 continue;
             }
-            self.seen.remove(&digest);
-            if let Some(held) = self.per_key.get_mut(&key) {
-                *held = held.saturating_sub(1);
-                if *held == 0 {
-                    self.per_key.remove(&key);
+            let mut inner = lock(&shard.inner);
+            while let Some(Reverse((expires, digest))) = inner.by_expiry.peek().copied() {
+                if expires >= now {
+                    break;
+                }
+                inner.by_expiry.pop();
+                let Some(&(at, key)) = inner.seen.get(&digest) else {
+                    continue;
+                };
+                if at != expires {
+                    continue;
+                }
+                inner.seen.remove(&digest);
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                let mut counts = lock(&self.key_counts[key_shard_of(key)]);
+                if let Some(held) = counts.get_mut(&key) {
+                    *held = held.saturating_sub(1);
+                    if *held == 0 {
+                        counts.remove(&key);
+                    }
                 }
             }
+            let next = inner
+                .by_expiry
+                .peek()
+                .map_or(i64::MAX, |Reverse((expires, _))| *expires);
+            shard.next_expiry.store(next, Ordering::Release);
         }
     }
 }
 
-/// 128 bits of SHA-256 over the key id alone, counting each key's share.
-fn digest_key(key_id: &str) -> u128 {
-    let out = Sha256::digest(key_id.as_bytes());
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&out[..16]);
-    u128::from_be_bytes(first)
+/// The shard of a nonce: its digest's low bits (SHA-256 output, evenly spread).
+fn shard_of(digest: u128) -> usize {
+    (digest % SHARDS as u128) as usize
 }
 
-/// 128 bits of SHA-256 over the key id and the nonce, length-prefixed so that no two
-/// pairs share an encoding.
+/// The shard of a key's count.
+fn key_shard_of(key: u64) -> usize {
+    (key % SHARDS as u64) as usize
+}
+
+/// 128 bits of SHA-256 over the key id and the nonce, the key id prefixed by its length
+/// (LEB128) so that no two pairs share an encoding. The short prefix keeps a usual pair
+/// (a 20-character id, a 32-digit nonce) within one SHA-256 block.
 fn digest(key_id: &str, nonce: &str) -> u128 {
     let mut hasher = Sha256::new();
-    hasher.update((key_id.len() as u64).to_be_bytes());
+    let mut length = [0u8; 10];
+    let mut n = key_id.len() as u64;
+    let mut used = 0;
+    for slot in length.iter_mut() {
+        let low = (n & 0x7f) as u8;
+        n >>= 7;
+        used += 1;
+        if n == 0 {
+            *slot = low;
+            break;
+        }
+        *slot = low | 0x80;
+    }
+    hasher.update(&length[..used]);
     hasher.update(key_id.as_bytes());
     hasher.update(nonce.as_bytes());
     let out = hasher.finalize();
@@ -285,5 +367,49 @@ mod tests {
     #[test]
     fn digests_do_not_confuse_the_split_between_key_and_nonce() {
         assert_ne!(digest("ab", "c"), digest("a", "bc"));
+        // Lengths past one LEB128 byte are prefixed with more.
+        let long = "k".repeat(200);
+        assert_ne!(digest(&long, "n"), digest(&long[..199], "kn"));
+    }
+
+    /// Nonces spread over the shards, and are still checked, counted and purged as in one
+    /// map, with workers on several threads.
+    #[test]
+    fn shards_answer_as_one_map_across_threads() {
+        let cache = NonceCache::with_capacity(SKEW, 8 * 400);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let cache = &cache;
+                s.spawn(move || {
+                    for n in 0..100 {
+                        let nonce = format!("{t}-{n}");
+                        assert_eq!(
+                            cache.check_and_remember("ak", &nonce, 1000, SKEW, 1000),
+                            Seen::New
+                        );
+                    }
+                });
+            }
+        });
+        assert_eq!(cache.len(), 400);
+        assert!(cache
+            .shards
+            .iter()
+            .all(|shard| !lock(&shard.inner).seen.is_empty()));
+        // The key's share (400) is used up, whichever shard the next nonce falls in.
+        assert_eq!(
+            cache.check_and_remember("ak", "one more", 1000, SKEW, 1000),
+            Seen::Full
+        );
+        assert_eq!(
+            cache.check_and_remember("ak", "0-0", 1000, SKEW, 1000),
+            Seen::Replayed
+        );
+        // Everything expires at once, from every shard.
+        assert_eq!(
+            cache.check_and_remember("ak", "0-0", 2000, SKEW, 2000),
+            Seen::New
+        );
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -12,22 +12,21 @@
 
 use super::{incomplete, mismatch, Claim, Proof};
 use crate::identity::IdentityError;
-use crate::request::encoding::rfc3986_encode;
 use crate::request::ParsedRequest;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 /// Reads a v1-signed request into a [`Claim`]: everything but the secret.
-pub(super) fn claim(request: &ParsedRequest) -> Result<Claim, IdentityError> {
+pub(super) fn claim(request: &ParsedRequest) -> Result<Claim<'_>, IdentityError> {
     let credentials = &request.credentials;
-    let need = |value: &Option<String>, name: &str| {
-        value.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
+    fn need<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, IdentityError> {
+        value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
             incomplete(format!(
                 "an RPC v1 signed request needs the {name} parameter"
             ))
         })
-    };
+    }
     let method = need(&credentials.signature_method, "SignatureMethod")?;
     if method != "HMAC-SHA1" {
         return Err(incomplete(format!(
@@ -60,11 +59,7 @@ pub(super) fn claim(request: &ParsedRequest) -> Result<Claim, IdentityError> {
             "an RPC v1 signed request names its action in the Action parameter, which the signature covers; the x-acs-action header is not signed",
         ));
     }
-    let string_to_sign = format!(
-        "{}&%2F&{}",
-        raw.method.as_str(),
-        rfc3986_encode(&raw.v1_canonicalized())
-    );
+    let string_to_sign = raw.v1_string_to_sign();
     let signature = base64::engine::general_purpose::STANDARD
         .decode(signature_text.as_bytes())
         .map_err(|_| {
@@ -85,14 +80,9 @@ pub(super) fn claim(request: &ParsedRequest) -> Result<Claim, IdentityError> {
     })
 }
 
-/// Whether `signature` is HMAC-SHA1(secret + "&", string_to_sign), in constant time.
-pub(super) fn matches(secret: &str, string_to_sign: &str, signature: &[u8]) -> bool {
-    let mut key = Vec::with_capacity(secret.len() + 1);
-    key.extend_from_slice(secret.as_bytes());
-    key.push(b'&');
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(&key) else {
-        return false;
-    };
+/// Whether `signature` is HMAC-SHA1(secret + "&", string_to_sign), in constant time; `mac`
+/// comes keyed with `secret&` ([`crate::principals::KeyedMacs::rpc_v1`]).
+pub(super) fn matches(mut mac: Hmac<Sha1>, string_to_sign: &str, signature: &[u8]) -> bool {
     mac.update(string_to_sign.as_bytes());
     mac.verify_slice(signature).is_ok()
 }

@@ -16,7 +16,8 @@ use super::{incomplete, mismatch, Claim, Proof};
 use crate::acs3::{self, ALGORITHM};
 use crate::identity::IdentityError;
 use crate::request::ParsedRequest;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
+use std::borrow::Cow;
 
 /// The parts of the `Authorization` header.
 struct Authorization<'a> {
@@ -75,7 +76,10 @@ fn parse_authorization<'a>(value: &'a str) -> Result<Authorization<'a>, Identity
 }
 
 /// Reads a V3-signed request into a [`Claim`]: everything but the secret.
-pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Claim, IdentityError> {
+pub(super) fn claim<'a>(
+    headers: &'a HeaderMap,
+    request: &'a ParsedRequest,
+) -> Result<Claim<'a>, IdentityError> {
     let credentials = &request.credentials;
     let value = credentials.authorization.as_deref().unwrap_or_default();
     let auth = parse_authorization(value)?;
@@ -87,9 +91,9 @@ pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Clai
             )));
         }
     }
-    let required = |value: &Option<String>, header: &str| {
+    let required = |value: &'a Option<String>, header: &str| {
         value
-            .clone()
+            .as_deref()
             .filter(|v| !v.is_empty())
             .ok_or_else(|| incomplete(format!("an {ALGORITHM} request needs the {header} header")))
     };
@@ -108,53 +112,69 @@ pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Clai
     }
 
     let names = signed_header_names(auth.signed_headers)?;
-    for (name, _) in headers {
+    // One pass over the request's headers: every x-acs-*, host and content-type header must
+    // be signed; for each signed name, its first value and how many it has.
+    let mut found: Vec<(Option<&HeaderValue>, usize)> = vec![(None, 0); names.len()];
+    for (name, value) in headers {
         let name = name.as_str();
-        let must = name.starts_with("x-acs-") || name == "host" || name == "content-type";
-        if must && !names.iter().any(|n| n == name) {
-            return Err(incomplete(format!(
-                "the header {name} is not in SignedHeaders; sign host, content-type and every x-acs-* header"
-            )));
-        }
-    }
-    let mut canonical_headers: Vec<(&str, String)> = Vec::with_capacity(names.len());
-    for name in &names {
-        let mut values = Vec::new();
-        for value in headers.get_all(name.as_str()) {
-            let text = value.to_str().map_err(|_| {
-                incomplete(format!("the signed header {name} is not visible ASCII"))
-            })?;
-            values.push(text);
-        }
-        // HTTP/2 carries the host in the `:authority` pseudo-header, which the SDK signed
-        // as `host`.
-        if values.is_empty() && name == "host" {
-            if let Some(authority) = request.raw.authority.as_deref() {
-                values.push(authority);
+        match names.iter().position(|n| n == name) {
+            Some(i) => {
+                let (first, count) = &mut found[i];
+                first.get_or_insert(value);
+                *count += 1;
             }
+            None if name.starts_with("x-acs-") || name == "host" || name == "content-type" => {
+                return Err(incomplete(format!(
+                    "the header {name} is not in SignedHeaders; sign host, content-type and every x-acs-* header"
+                )));
+            }
+            None => {}
         }
-        if values.is_empty() {
-            return Err(mismatch(format!(
-                "Specified signature is not matched with our calculation: SignedHeaders names {name}, which the request does not carry"
-            )));
-        }
-        canonical_headers.push((name, acs3::header_value(values)));
     }
-    let canonical_headers: Vec<(&str, &str)> = canonical_headers
-        .iter()
-        .map(|(n, v)| (*n, v.as_str()))
-        .collect();
-    let (canonical_request, _) = acs3::canonical_request(
-        request.raw.method.as_str(),
-        &request.raw.v3_canonical_query(),
-        &canonical_headers,
-        body_hash,
-    );
-    let signature = hex::decode(auth.signature).map_err(|_| {
-        mismatch("Specified signature is not matched with our calculation: the Authorization Signature is not hex")
-    })?;
+    // The canonical request is written once, into one buffer sized for it: the request
+    // line's query and the headers' bytes bound it, bar escapes.
+    let raw = &request.raw;
+    let capacity = 128
+        + 2 * auth.signed_headers.len()
+        + raw.raw_query.len()
+        + headers.iter().map(|(_, v)| v.len() + 2).sum::<usize>();
+    let mut canonical = acs3::CanonicalBuilder::new(raw.method.as_str(), capacity);
+    canonical.query(raw.query.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let text = |name: &str, value: &'a HeaderValue| {
+        value
+            .to_str()
+            .map_err(|_| incomplete(format!("the signed header {name} is not visible ASCII")))
+    };
+    for (name, (first, count)) in names.iter().zip(&found) {
+        let name: &str = name;
+        match (first, count) {
+            // One value, as nearly every signed header has.
+            (Some(value), 1) => canonical.header(name, [text(name, value)?]),
+            // Several: all of them, in the order a look-up gives them.
+            (Some(_), _) => {
+                let values = headers
+                    .get_all(name)
+                    .iter()
+                    .map(|value| text(name, value))
+                    .collect::<Result<Vec<&str>, _>>()?;
+                canonical.header(name, values);
+            }
+            // HTTP/2 carries the host in the `:authority` pseudo-header, which the SDK
+            // signed as `host`.
+            (None, _) => match raw.authority.as_deref().filter(|_| name == "host") {
+                Some(authority) => canonical.header(name, [authority]),
+                None => {
+                    return Err(mismatch(format!(
+                        "Specified signature is not matched with our calculation: SignedHeaders names {name}, which the request does not carry"
+                    )))
+                }
+            },
+        }
+    }
+    let (canonical_request, _) = canonical.finish(body_hash);
+    let signature = decode_signature(auth.signature)?;
     Ok(Claim {
-        key_id: auth.credential.to_owned(),
+        key_id: auth.credential,
         time_field: "x-acs-date",
         time: date,
         nonce_field: "x-acs-signature-nonce",
@@ -166,11 +186,32 @@ pub(super) fn claim(headers: &HeaderMap, request: &ParsedRequest) -> Result<Clai
     })
 }
 
-/// `a;b;c` → lowercase names, in the order given (the SDKs sort them), none twice.
-fn signed_header_names(list: &str) -> Result<Vec<String>, IdentityError> {
-    let mut names: Vec<String> = Vec::new();
+/// The hex `Signature`: 32 bytes, as HMAC-SHA256 gives, or `None` for hex of another
+/// length (which matches no signature: the mismatch is reported with the string to sign).
+fn decode_signature(text: &str) -> Result<Option<[u8; 32]>, IdentityError> {
+    let not_hex = || {
+        mismatch("Specified signature is not matched with our calculation: the Authorization Signature is not hex")
+    };
+    let mut bytes = [0u8; 32];
+    if text.len() == 64 {
+        hex::decode_to_slice(text, &mut bytes).map_err(|_| not_hex())?;
+        return Ok(Some(bytes));
+    }
+    hex::decode(text).map_err(|_| not_hex())?;
+    Ok(None)
+}
+
+/// `a;b;c` → lowercase names, in the order given (the SDKs sort them), none twice. Names
+/// already lowercase, as the SDKs send them, are borrowed.
+fn signed_header_names(list: &str) -> Result<Vec<Cow<'_, str>>, IdentityError> {
+    let mut names: Vec<Cow<'_, str>> = Vec::with_capacity(8);
     for name in list.split(';') {
-        let name = name.trim().to_ascii_lowercase();
+        let name = name.trim();
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
         if name.is_empty() {
             return Err(incomplete(format!(
                 "SignedHeaders {list:?} has an empty name; list header names separated by ;"
