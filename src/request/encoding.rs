@@ -4,7 +4,7 @@
 //! Decoding is strict on purpose: a malformed escape or bytes that are not UTF-8 make the
 //! request ambiguous, and an ambiguous request is refused rather than guessed at.
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::borrow::Cow;
 
 /// Everything but the RFC 3986 unreserved characters (`A-Z a-z 0-9 - _ . ~`) is escaped.
@@ -58,15 +58,41 @@ pub fn decode_component(raw: &str) -> Result<String, EncodingError> {
     if !escaped && !plus {
         return Ok(raw.to_owned());
     }
-    let spaced: Cow<str> = if plus {
-        Cow::Owned(raw.replace('+', " "))
-    } else {
-        Cow::Borrowed(raw)
-    };
-    percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(Cow::into_owned)
-        .map_err(|_| EncodingError::NotUtf8(raw.to_owned()))
+    // One pass into one buffer: `+` is a space, `%XX` its byte (every `%` was checked
+    // above to be followed by two hex digits), anything else itself.
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                let byte = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|hex| Some(hex_value(hex[0])? << 4 | hex_value(hex[1])?))
+                    .ok_or_else(|| EncodingError::BadEscape(raw.to_owned()))?;
+                out.push(byte);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| EncodingError::NotUtf8(raw.to_owned()))
+}
+
+/// The value of one hex digit.
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// RFC 3986 encoding (space as `%20`, `~` kept), as Alibaba Cloud's signers use it.
@@ -182,6 +208,17 @@ mod tests {
     fn plus_is_a_space() {
         assert_eq!(decode_component("a+b").unwrap(), "a b");
         assert_eq!(decode_component("a%2Bb").unwrap(), "a+b");
+    }
+
+    #[test]
+    fn decodes_as_percent_decoding_after_plus_to_space() {
+        for raw in ["a%20b", "%E6%97%A5+x", "%2b%2B+", "%41%7e~", "", "plain"] {
+            let reference = percent_encoding::percent_decode_str(&raw.replace('+', " "))
+                .decode_utf8()
+                .unwrap()
+                .into_owned();
+            assert_eq!(decode_component(raw).unwrap(), reference, "{raw:?}");
+        }
     }
 
     #[test]
