@@ -223,7 +223,11 @@ async fn a_decision_log_under_load_loses_nothing() {
             let mut answered = Vec::with_capacity(PER_CLIENT);
             for i in 0..PER_CLIENT {
                 let deny = (c + i) % 4 == 0;
-                let (uri, who) = if deny { (&delete, &test) } else { (&list, &root) };
+                let (uri, who) = if deny {
+                    (&delete, &test)
+                } else {
+                    (&list, &root)
+                };
                 let request = http::Request::post(uri.as_str())
                     .header("x-ramgate-principal", who.as_str())
                     .body(Full::default())
@@ -243,7 +247,10 @@ async fn a_decision_log_under_load_loses_nothing() {
     let mut answered = std::collections::HashMap::new();
     for client in clients {
         for (id, decision) in client.await.expect("client task") {
-            assert!(answered.insert(id, decision).is_none(), "a request id twice");
+            assert!(
+                answered.insert(id, decision).is_none(),
+                "a request id twice"
+            );
         }
     }
     let total = CLIENTS * PER_CLIENT;
@@ -256,13 +263,20 @@ async fn a_decision_log_under_load_loses_nothing() {
     assert_eq!(lines.len(), total);
     for line in &lines {
         let id = line["request_id"].as_str().expect("a request id");
-        let decision = answered.remove(id).unwrap_or_else(|| panic!("{line}: twice, or not asked"));
+        let decision = answered
+            .remove(id)
+            .unwrap_or_else(|| panic!("{line}: twice, or not asked"));
         assert_eq!(line["decision"], decision, "{line}");
     }
     assert!(answered.is_empty());
     let text = metrics(proxy.admin).await;
     assert_eq!(
-        sample(&text, "ramgate_decision_log_dropped_total", &[("reason", "queue_full")]).unwrap_or(0.0),
+        sample(
+            &text,
+            "ramgate_decision_log_dropped_total",
+            &[("reason", "queue_full")]
+        )
+        .unwrap_or(0.0),
         0.0,
         "{text}"
     );

@@ -190,9 +190,9 @@ fn encode(line: &mut Vec<u8>, entry: &Entry) {
 /// A JSON string: copied between quotes when nothing in it needs escaping (the check is one
 /// branch-free pass), else escaped by serde_json.
 fn json_str(line: &mut Vec<u8>, text: &str) {
-    let plain = text
-        .bytes()
-        .fold(true, |plain, b| plain & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
     if plain {
         line.push(b'"');
         line.extend_from_slice(text.as_bytes());
