@@ -24,8 +24,9 @@
 #
 # Prints a table: requests/s, p50, p99, the CPU time the target's processes spent per
 # request (user and kernel), the ramgate/nginx ratios, and each budget of
-# docs/PERFORMANCE.md met or not. Each cell is the median of REPEAT runs; runs of the
-# targets are interleaved so that load from other processes falls on all alike.
+# docs/PERFORMANCE.md met or not. Each cell is the median of REPEAT rounds; each round
+# runs every workload against every target in turn, so that load from other processes
+# falls on all cells alike (budget 3 compares two ramgate cells: `signed-*` and `single`).
 #
 # Pinning (2 cores): the proxy under test (ramgate or nginx: one worker each) on
 # PROXY_CPU; the load generator and the backend share BACKEND_CPU. When the backend or the
@@ -296,13 +297,17 @@ echo "load: ${DURATION}s × $REPEAT per cell, $CONNS connections, proxy on CPU $
   "backend and load generator on CPU $BACKEND_CPU" >&2
 for workload in $WORKLOADS; do
   for target in $(targets "$workload"); do : >"$TMP/$workload.$target"; done
-  for rep in $(seq 1 "$REPEAT"); do
+done
+for rep in $(seq 1 "$REPEAT"); do
+  for workload in $WORKLOADS; do
     for target in $(targets "$workload"); do
       line=$(run "$workload" "$target")
       echo "  $workload $target run $rep: $line" >&2
       echo "$line" >>"$TMP/$workload.$target"
     done
   done
+done
+for workload in $WORKLOADS; do
   for target in $(targets "$workload"); do
     f=$TMP/$workload.$target
     RESULT[$workload.$target]="$(cut -d' ' -f1 "$f" | median) $(cut -d' ' -f2 "$f" | median) \

@@ -92,6 +92,13 @@ struct Pending {
     closing: bool,
 }
 
+impl Pending {
+    /// Whether a line of `len` bytes fits (an empty buffer takes any one line).
+    fn has_room(&self, len: usize) -> bool {
+        self.lines.is_empty() || self.lines.len() + len <= BUFFER_BYTES
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         // Every update of `Pending` is a single push or swap: a panic elsewhere while the
@@ -102,11 +109,11 @@ impl Shared {
     /// Appends `line` if there is room.
     fn append(&self, line: &[u8]) -> bool {
         let mut pending = self.lock();
-        if pending.lines.len() + line.len() > BUFFER_BYTES && !pending.lines.is_empty() {
-            return false;
+        let room = pending.has_room(line.len());
+        if room {
+            self.push(&mut pending, line);
         }
-        self.push(&mut pending, line);
-        true
+        room
     }
 
     /// Appends `line`, waking the writer when the buffer was empty (it starts its
@@ -271,7 +278,7 @@ impl DecisionLog {
             }
             if is_allow {
                 *slot = None;
-                metrics::decision_log_dropped(DroppedBecause::QueueFull);
+                metrics::decision_log_dropped(DroppedBecause::QueueFull, 1);
                 return;
             }
             room.await;
@@ -285,12 +292,12 @@ impl DecisionLog {
         with_line(&entry, |line| {
             let mut pending = shared.lock();
             loop {
-                if pending.lines.len() + line.len() <= BUFFER_BYTES || pending.lines.is_empty() {
+                if pending.has_room(line.len()) {
                     shared.push(&mut pending, line);
                     return;
                 }
                 if is_allow {
-                    metrics::decision_log_dropped(DroppedBecause::QueueFull);
+                    metrics::decision_log_dropped(DroppedBecause::QueueFull, 1);
                     return;
                 }
                 shared.wake.notify_one();
@@ -322,8 +329,8 @@ fn rand_unit() -> f64 {
 /// The writer thread: asleep while nothing is buffered; once a line is, it waits
 /// [`FLUSH_EVERY`] (less when the buffer passes [`WAKE_AT`], a flush is asked for or the
 /// log closes), takes the whole buffer (leaving it an empty one of the same capacity) and
-/// writes it to the sink in one go. A sink that fails loses lines: each batch is counted
-/// as one, and the first failure of a run is logged.
+/// writes it to the sink in one go. A sink that fails loses the batch: its lines are
+/// counted, and the first failure of a run is logged.
 fn write_lines(shared: &Shared, mut sink: Box<dyn Write + Send>) {
     let mut batch = Vec::new();
     let mut failing = false;
@@ -361,7 +368,8 @@ fn write_lines(shared: &Shared, mut sink: Box<dyn Write + Send>) {
             match sink.write_all(&batch).and_then(|()| sink.flush()) {
                 Ok(()) => failing = false,
                 Err(e) => {
-                    metrics::decision_log_dropped(DroppedBecause::WriteFailed);
+                    let lines = batch.iter().filter(|&&b| b == b'\n').count();
+                    metrics::decision_log_dropped(DroppedBecause::WriteFailed, lines as u64);
                     if !failing {
                         tracing::error!("the decision log cannot be written: {e}");
                     }

@@ -344,7 +344,7 @@ pub(crate) fn snapshot_loaded(generation: u64, loaded_at: SystemTime) {
 /// Why a decision-log line was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DroppedBecause {
-    /// An allow found the queue full.
+    /// An allow found the buffer full (the label keeps its first name, `queue_full`).
     QueueFull,
     /// The sink failed to take the line.
     WriteFailed,
@@ -359,8 +359,8 @@ impl DroppedBecause {
     }
 }
 
-pub(crate) fn decision_log_dropped(because: DroppedBecause) {
-    counter!(DECISION_LOG_DROPPED, "reason" => because.as_str()).increment(1);
+pub(crate) fn decision_log_dropped(because: DroppedBecause, lines: u64) {
+    counter!(DECISION_LOG_DROPPED, "reason" => because.as_str()).increment(lines);
 }
 
 /// A refresh of the upstream credential from `source` (one of [`REFRESHING_SOURCES`]).

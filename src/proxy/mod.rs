@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long the decision log may take to write out its queue at exit: a sink that takes
+/// How long the decision log may take to write out its buffer at exit: a sink that takes
 /// nothing (a full disk, a pipe nobody reads) must not keep the process from ending.
 const LOG_FLUSH_AT_EXIT: Duration = Duration::from_secs(5);
 

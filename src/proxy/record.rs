@@ -66,9 +66,9 @@ pub(crate) struct RequestRecord<'s> {
     /// "would have denied" line); describing a decision and copying its ids costs about a
     /// tenth of a cached call, so it is skipped when nothing does.
     words: Option<Words>,
-    /// The answer is ready: metrics are recorded, and the line is queued or in `pending`.
+    /// The answer is ready: metrics are recorded, and the line is buffered or in `pending`.
     answered: bool,
-    /// A line still waiting for room in the decision log's queue.
+    /// A line still waiting for room in the decision log's buffer.
     pending: Option<Box<Entry>>,
 }
 
@@ -156,7 +156,7 @@ impl<'s> RequestRecord<'s> {
         error.into_response(&self.request_id)
     }
 
-    /// The answer is ready: records the metrics and queues the decision-log line, waiting
+    /// The answer is ready: records the metrics and buffers the decision-log line, waiting
     /// for room when the log requires it (see `ops::decision_log`).
     pub(crate) async fn finish(&mut self) {
         self.answered = true;
