@@ -341,24 +341,24 @@ has() { [[ -n ${RESULT[$1.ramgate]:-} ]]; }
 field() { local v; read -r -a v <<<"${RESULT[$1]}"; echo "${v[$2]}"; }
 verdict() { awk -v ok="$1" 'BEGIN { printf (ok ? "met" : "NOT met") }'; }
 atleast() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) }'; }
-if has single; then
-  rps=$(field single.ramgate 0) n_rps=$(field single.nginx 0) p99=$(field single.ramgate 2) n_p99=$(field single.nginx 2)
-  printf "budget 2 (single, both logs off): requests/s ≥ nginx: %s (%.2f); p99 ≤ nginx: %s (%.2f)\n" \
+# "<label>: requests/s ≥ nginx: ...; p99 ≤ nginx: ..." for workload $2.
+at_nginx_speed() {
+  local rps n_rps p99 n_p99
+  rps=$(field "$2.ramgate" 0) n_rps=$(field "$2.nginx" 0) p99=$(field "$2.ramgate" 2) n_p99=$(field "$2.nginx" 2)
+  printf "%s: requests/s ≥ nginx: %s (%.2f); p99 ≤ nginx: %s (%.2f)\n" "$1" \
     "$(verdict "$(atleast "$rps" "$n_rps")")" "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN{print a/b}')" \
     "$(verdict "$(atleast "$n_p99" "$p99")")" "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN{print a/b}')"
-fi
+}
+if has single; then at_nginx_speed "budget 2 (single, both logs off)" single; fi
 if has describe; then
   rps=$(field describe.ramgate 0) n_rps=$(field describe.nginx 0)
   printf "budget describe: requests/s ≥ 80%% of nginx: %s (%.2f)\n" \
     "$(verdict "$(atleast "$rps" "$(awk -v b="$n_rps" 'BEGIN{print 0.8*b}')")")" "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN{print a/b}')"
 fi
 if has audit; then
-  rps=$(field audit.ramgate 0) n_rps=$(field audit.nginx 0) p99=$(field audit.ramgate 2) n_p99=$(field audit.nginx 2)
-  printf "budget 1 (audit, logs to files): requests/s ≥ nginx: %s (%.2f); p99 ≤ nginx: %s (%.2f)\n" \
-    "$(verdict "$(atleast "$rps" "$n_rps")")" "$(awk -v a="$rps" -v b="$n_rps" 'BEGIN{print a/b}')" \
-    "$(verdict "$(atleast "$n_p99" "$p99")")" "$(awk -v a="$p99" -v b="$n_p99" 'BEGIN{print a/b}')"
+  at_nginx_speed "budget 1 (audit, logs to files)" audit
   if has single; then
-    off=$(field single.ramgate 0)
+    rps=$(field audit.ramgate 0) off=$(field single.ramgate 0)
     printf "budget 1 (the decision log's cost): ≤ 10%% of requests/s against decisions = \"off\": %s (%.1f%%)\n" \
       "$(verdict "$(atleast "$rps" "$(awk -v b="$off" 'BEGIN{print 0.9*b}')")")" "$(awk -v a="$rps" -v b="$off" 'BEGIN{print 100*(1-a/b)}')"
   fi

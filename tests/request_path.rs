@@ -194,15 +194,7 @@ async fn a_decision_log_under_load_loses_nothing() {
 
     const CLIENTS: usize = 32;
     const PER_CLIENT: usize = 250;
-    let list = format!(
-        "http://{}/?{}",
-        proxy.addr,
-        encode(&[
-            ("Action", "DescribeContainerGroups"),
-            ("Version", "2018-08-08"),
-            ("RegionId", "cn-hangzhou"),
-        ])
-    );
+    let list = list_uri(proxy.addr);
     // test may not delete in rg-default, and the group does not exist: a denial.
     let delete = format!(
         "http://{}/?{}",
@@ -282,6 +274,18 @@ async fn a_decision_log_under_load_loses_nothing() {
     );
 }
 
+/// A DescribeContainerGroups through the proxy at `addr` (an allow for root).
+fn list_uri(addr: SocketAddr) -> String {
+    format!(
+        "http://{addr}/?{}",
+        encode(&[
+            ("Action", "DescribeContainerGroups"),
+            ("Version", "2018-08-08"),
+            ("RegionId", "cn-hangzhou"),
+        ])
+    )
+}
+
 /// The proxy's resident memory, in bytes.
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -330,15 +334,7 @@ async fn a_decision_log_that_takes_nothing_drops_allows_and_holds_denials() {
     const CLIENTS: usize = 32;
     const PER_CLIENT: usize = 200;
     let root = as_user("root");
-    let uri = format!(
-        "http://{}/?{}",
-        proxy.addr,
-        encode(&[
-            ("Action", "DescribeContainerGroups"),
-            ("Version", "2018-08-08"),
-            ("RegionId", "cn-hangzhou"),
-        ])
-    );
+    let uri = list_uri(proxy.addr);
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         let (uri, root) = (uri.clone(), root.clone());

@@ -41,9 +41,12 @@ const WAKE_AT: usize = BUFFER_BYTES / 8;
 /// The longest a line waits in the buffer.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// One line of the log. Written by [`encode`]; serde's `Serialize`, derived in tests only,
+/// is the reference it is held to.
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub(crate) struct Entry {
-    #[serde(serialize_with = "rfc3339")]
+    #[cfg_attr(test, serde(serialize_with = "rfc3339"))]
     pub time: SystemTime,
     pub request_id: String,
     pub principal: String,
@@ -55,10 +58,11 @@ pub(crate) struct Entry {
     pub latency_us: u64,
     /// The request ended before its answer was sent (client disconnect, HTTP/2 stream
     /// reset, the drain's grace abort). A forwarded write may have been applied.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(test, serde(skip_serializing_if = "std::ops::Not::not"))]
     pub cancelled: bool,
 }
 
+#[cfg(test)]
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     let t = time::OffsetDateTime::from(*t);
     let text = t
@@ -163,7 +167,7 @@ fn with_line<R>(entry: &Entry, append: impl FnOnce(&[u8]) -> R) -> R {
 fn encode(line: &mut Vec<u8>, entry: &Entry) {
     line.extend_from_slice(b"{\"time\":\"");
     // RFC 3339 text never needs escaping. A time `time` cannot format (a year past 9999)
-    // writes nothing, as `rfc3339` writes an empty string.
+    // writes nothing: an empty string.
     let _ = time::OffsetDateTime::from(entry.time)
         .format_into(line, &time::format_description::well_known::Rfc3339);
     line.extend_from_slice(b"\",\"request_id\":");

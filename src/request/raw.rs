@@ -27,6 +27,11 @@ impl RawParams {
     /// is `METHOD&%2F&` followed by this, itself encoded.) Names are unique: the parser
     /// refused duplicates.
     pub fn v1_canonicalized(&self) -> String {
+        super::encoding::encode_pairs(self.v1_pairs())
+    }
+
+    /// What RPC v1 signs: every parameter but `Signature`, sorted by name.
+    fn v1_pairs(&self) -> Vec<(&str, &str)> {
         let mut pairs: Vec<(&str, &str)> = self
             .query
             .iter()
@@ -35,20 +40,13 @@ impl RawParams {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         pairs.sort_unstable();
-        super::encoding::encode_pairs(pairs)
+        pairs
     }
 
     /// RPC v1 string to sign: `METHOD&%2F&` and the [`RawParams::v1_canonicalized`] query
     /// encoded once more, written in one pass into one buffer (no intermediate query).
     pub fn v1_string_to_sign(&self) -> String {
-        let mut pairs: Vec<(&str, &str)> = self
-            .query
-            .iter()
-            .chain(&self.body)
-            .filter(|(name, _)| name != "Signature")
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        pairs.sort_unstable();
+        let pairs = self.v1_pairs();
         let method = self.method.as_str();
         // Unescaped length, plus a margin for the few escapes a query has (each byte
         // escaped costs four more).
